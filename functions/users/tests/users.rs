@@ -1,0 +1,305 @@
+//! The users endpoint group through real HTTP requests on a real Postgres.
+
+mod common;
+
+use common::{App, assert_error};
+use reqwest::Method;
+use serde_json::json;
+
+#[tokio::test]
+async fn sync_stores_the_profile_for_the_tokens_subject() {
+    let app = App::start().await;
+    let token = app.token("user_sync");
+    let (status, body) = app
+        .send(
+            Method::POST,
+            "/api/users/sync",
+            Some(&token),
+            json!({"email": "ada@example.com", "name": "Ada", "avatar_url": "https://img.example.com/a.png"}),
+        )
+        .await;
+    assert_eq!(status, 200, "body: {body}");
+    assert_eq!(body["user"]["email"], "ada@example.com");
+    assert_eq!(body["user"]["clerk_id"], "user_sync");
+
+    // a second sync changes only what it sends
+    let (_, body) = app
+        .send(Method::POST, "/api/users/sync", Some(&token), json!({"name": "Ada L."}))
+        .await;
+    assert_eq!(body["user"]["name"], "Ada L.");
+    assert_eq!(body["user"]["email"], "ada@example.com");
+
+    let (_, me) = app.get("/api/users/me", Some(&token)).await;
+    assert_eq!(me["user"]["avatar_url"], "https://img.example.com/a.png");
+    assert_eq!(app.count("SELECT count(*) FROM users").await, 1);
+}
+
+#[tokio::test]
+async fn sync_rejects_bad_fields_by_name() {
+    let app = App::start().await;
+    let token = app.token("user_badsync");
+    for (body, field) in [
+        (json!({"email": "not-an-email"}), "email"),
+        (json!({"avatar_url": "javascript:alert(1)"}), "avatar_url"),
+        (json!({"name": "x".repeat(201)}), "name"),
+    ] {
+        let (status, response) = app
+            .send(Method::POST, "/api/users/sync", Some(&token), body)
+            .await;
+        assert_eq!(status, 422);
+        assert_error(&response, "validation_failed");
+        assert_eq!(response["error"]["details"]["fields"][0]["field"], field);
+    }
+    let (status, response) = app
+        .send(Method::POST, "/api/users/sync", Some(&token), json!({"plan": "enterprise"}))
+        .await;
+    assert_eq!(status, 422, "a client cannot set its own plan");
+    assert!(response["error"]["message"].as_str().unwrap().contains("plan"));
+}
+
+#[tokio::test]
+async fn settings_start_with_defaults_and_a_partial_put_changes_only_its_fields() {
+    let app = App::start().await;
+    let token = app.token("user_settings");
+    let (status, body) = app.get("/api/users/me/settings", Some(&token)).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["settings"]["theme"], "dark");
+    assert_eq!(body["settings"]["default_capital"], 10000.0);
+
+    let (status, body) = app
+        .send(
+            Method::PUT,
+            "/api/users/me/settings",
+            Some(&token),
+            json!({"theme": "light", "max_leverage": 3, "notify_email": false, "default_timeframe": "4h"}),
+        )
+        .await;
+    assert_eq!(status, 200, "body: {body}");
+    assert_eq!(body["settings"]["theme"], "light");
+    assert_eq!(body["settings"]["max_leverage"], 3);
+    assert_eq!(body["settings"]["default_capital"], 10000.0);
+
+    let (_, body) = app.get("/api/users/me/settings", Some(&token)).await;
+    assert_eq!(body["settings"]["notify_email"], false);
+    assert_eq!(body["settings"]["default_timeframe"], "4h");
+
+    // another user is untouched
+    let (_, other) = app
+        .get("/api/users/me/settings", Some(&app.token("user_other")))
+        .await;
+    assert_eq!(other["settings"]["theme"], "dark");
+}
+
+#[tokio::test]
+async fn each_bad_setting_answers_422_naming_the_field() {
+    let app = App::start().await;
+    let token = app.token("user_badsettings");
+    let cases = [
+        ("theme", json!("neon")),
+        ("default_capital", json!(50)),
+        ("default_capital", json!(2e9)),
+        ("default_asset", json!("DOGEUSDT")),
+        ("default_timeframe", json!("2h")),
+        ("max_leverage", json!(0)),
+        ("max_leverage", json!(6)),
+        ("max_position_size_pct", json!(0)),
+        ("max_position_size_pct", json!(150)),
+        ("max_daily_loss_pct", json!(-5)),
+        ("default_stop_loss_pct", json!(75)),
+    ];
+    for (field, value) in cases {
+        let (status, body) = app
+            .send(Method::PUT, "/api/users/me/settings", Some(&token), json!({ field: value }))
+            .await;
+        assert_eq!(status, 422, "{field}={value}: {body}");
+        assert_error(&body, "validation_failed");
+        assert_eq!(body["error"]["details"]["fields"][0]["field"], field);
+        assert!(body["error"]["message"].as_str().unwrap().contains(field));
+    }
+    // wrong types and unknown fields name the field too
+    for (body, field) in [
+        (json!({"max_leverage": "three"}), "max_leverage"),
+        (json!({"max_leverage": 2.5}), "max_leverage"),
+        (json!({"notify_email": "yes"}), "notify_email"),
+        (json!({"favourite_colour": "blue"}), "favourite_colour"),
+    ] {
+        let (status, response) = app
+            .send(Method::PUT, "/api/users/me/settings", Some(&token), body)
+            .await;
+        assert_eq!(status, 422, "{response}");
+        assert_error(&response, "invalid_body");
+        assert!(
+            response["error"]["message"].as_str().unwrap().contains(field),
+            "{response}"
+        );
+    }
+    // nothing changed
+    let (_, body) = app.get("/api/users/me/settings", Some(&token)).await;
+    assert_eq!(body["settings"]["max_leverage"], 1);
+    assert_eq!(body["settings"]["theme"], "dark");
+}
+
+#[tokio::test]
+async fn malformed_json_answers_400_with_the_error_body() {
+    let app = App::start().await;
+    let token = app.token("user_malformed");
+    for (content_type, body) in [
+        ("application/json", "{\"theme\": "),
+        ("application/json", "{\"theme\" \"light\"}"),
+        ("text/plain", "{\"theme\": \"light\"}"),
+    ] {
+        let response = app
+            .server
+            .request(Method::PUT, "/api/users/me/settings", Some(&token))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let (status, json) = alphalab_devstack::harness::read(response).await.unwrap();
+        assert_eq!(status, 400, "{body}: {json}");
+        assert_error(&json, "bad_request");
+    }
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_with_the_error_body() {
+    let app = App::start().await;
+    let token = app.token("user_routes");
+    let (status, body) = app.get("/api/users/nope", Some(&token)).await;
+    assert_eq!(status, 404);
+    assert_error(&body, "not_found");
+    let (status, body) = app
+        .send(Method::PATCH, "/api/users/me", Some(&token), json!({}))
+        .await;
+    assert_eq!(status, 400);
+    assert_error(&body, "bad_request");
+}
+
+#[tokio::test]
+async fn first_use_provisioning_under_concurrent_requests_creates_exactly_one_user() {
+    let app = App::start().await;
+    let token = app.token("user_race");
+    let requests = (0..24).map(|i| {
+        let path = if i % 2 == 0 { "/api/users/me" } else { "/api/users/me/settings" };
+        app.get(path, Some(&token))
+    });
+    let results = futures::future::join_all(requests).await;
+    for (status, body) in &results {
+        assert_eq!(*status, 200, "body: {body}");
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM users WHERE clerk_id = 'user_race'").await,
+        1
+    );
+    assert_eq!(app.count("SELECT count(*) FROM user_settings").await, 1);
+    assert_eq!(
+        app.count("SELECT count(*) FROM activity_log WHERE action = 'account_created'")
+            .await,
+        1
+    );
+    let ids: std::collections::HashSet<String> = results
+        .iter()
+        .filter_map(|(_, b)| b["user"]["id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(ids.len(), 1, "every answer names the same user");
+}
+
+/// Inserts one row of every user-owned table for `user_id`.
+async fn own_one_of_everything(pool: &sqlx::PgPool, user_id: uuid::Uuid) {
+    let sql = r#"
+        WITH k AS (
+            INSERT INTO api_keys (user_id, name, encrypted_key, key_version, masked_key, is_default)
+            VALUES ($1, 'main', '\x00', 1, 'sk-or-...abcd', true) RETURNING id
+        ), a AS (
+            INSERT INTO agents (user_id, api_key_id, name, mode, model, indicators, strategy_prompt)
+            SELECT $1, k.id, 'agent', 'omni', 'openai/gpt-4o', '{rsi}', 'buy low sell high' FROM k
+            RETURNING id
+        ), s AS (
+            INSERT INTO test_sessions (user_id, agent_id, type, asset, timeframe, starting_capital,
+                                       agent_snapshot, config)
+            SELECT $1, a.id, 'backtest', 'BTCUSDT', '1h', 10000, '{}', '{}' FROM a RETURNING id
+        ), t AS (
+            INSERT INTO trades (session_id, user_id, trade_no, side, entry_time, entry_price, quantity)
+            SELECT s.id, $1, 1, 'long', now(), 100, 1 FROM s
+        ), th AS (
+            INSERT INTO ai_thoughts (session_id, user_id, candle_index, candle_time, action)
+            SELECT s.id, $1, 0, now(), 'hold' FROM s
+        ), r AS (
+            INSERT INTO test_results (session_id, user_id, agent_id, type, mode, asset, timeframe,
+                starting_capital, final_equity, total_pnl, total_pnl_pct, metrics, equity_curve,
+                agent_snapshot, config)
+            SELECT s.id, $1, a.id, 'backtest', 'omni', 'BTCUSDT', '1h', 10000, 11000, 1000, 10,
+                '{}', '[]', '{}', '{}' FROM s, a
+            RETURNING id
+        ), c AS (
+            INSERT INTO certificates (user_id, result_id, verification_code, share_url, snapshot, digest)
+            SELECT $1, r.id, 'CODE-' || $1::text, 'https://alphalab.example/v/x', '{}', 'd' FROM r
+        ), n AS (
+            INSERT INTO notifications (user_id, type, title, message) VALUES ($1, 'system', 't', 'm')
+        )
+        INSERT INTO activity_log (user_id, action) VALUES ($1, 'agent_created')
+    "#;
+    sqlx::query(sql).bind(user_id).execute(pool).await.expect("seeding rows");
+}
+
+const OWNED_TABLES: &[&str] = &[
+    "user_settings",
+    "api_keys",
+    "agents",
+    "test_sessions",
+    "trades",
+    "ai_thoughts",
+    "test_results",
+    "certificates",
+    "notifications",
+    "activity_log",
+];
+
+async fn owned_counts(app: &App, user_id: uuid::Uuid) -> Vec<(&'static str, i64)> {
+    let mut counts = Vec::new();
+    for table in OWNED_TABLES {
+        let sql = format!("SELECT count(*) FROM {table} WHERE user_id = $1");
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(user_id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        counts.push((*table, n));
+    }
+    counts
+}
+
+#[tokio::test]
+async fn deleting_the_account_removes_every_owned_row_and_nobody_elses() {
+    let app = App::start().await;
+    let (alice, bob) = (app.token("user_alice"), app.token("user_bob"));
+    let (_, a) = app.get("/api/users/me", Some(&alice)).await;
+    let (_, b) = app.get("/api/users/me", Some(&bob)).await;
+    let alice_id: uuid::Uuid = a["user"]["id"].as_str().unwrap().parse().unwrap();
+    let bob_id: uuid::Uuid = b["user"]["id"].as_str().unwrap().parse().unwrap();
+    own_one_of_everything(&app.pool, alice_id).await;
+    own_one_of_everything(&app.pool, bob_id).await;
+    for (table, n) in owned_counts(&app, alice_id).await {
+        assert!(n >= 1, "alice owns a row of {table}");
+    }
+
+    let response = app
+        .server
+        .request(Method::DELETE, "/api/users/me", Some(&alice))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+
+    for (table, n) in owned_counts(&app, alice_id).await {
+        assert_eq!(n, 0, "alice's rows of {table} are gone");
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM users WHERE clerk_id = 'user_alice'").await,
+        0
+    );
+    for (table, n) in owned_counts(&app, bob_id).await {
+        assert!(n >= 1, "bob's rows of {table} remain");
+    }
+}

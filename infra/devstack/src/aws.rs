@@ -1,0 +1,211 @@
+//! Creates, on a local AWS endpoint (moto), the DynamoDB tables and SQS queues that
+//! `template.yaml` declares, so the local stack and the template cannot drift apart.
+//!
+//! Local names are the resources' logical ids (`ConnectionsTable`, `StepsQueue.fifo`, ...).
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+};
+use serde_yaml_ng::Value;
+
+/// A DynamoDB table as declared in the template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableSpec {
+    pub name: String,
+    /// (attribute, type S|N|B)
+    pub attributes: Vec<(String, String)>,
+    /// (attribute, HASH|RANGE)
+    pub key: Vec<(String, String)>,
+    /// (index name, key schema)
+    pub indexes: Vec<(String, Vec<(String, String)>)>,
+    pub ttl_attribute: Option<String>,
+}
+
+/// An SQS queue as declared in the template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueSpec {
+    pub name: String,
+    pub fifo: bool,
+    pub visibility_timeout: Option<i64>,
+}
+
+/// The tables and queues of a SAM template.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TemplateResources {
+    pub tables: Vec<TableSpec>,
+    pub queues: Vec<QueueSpec>,
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn pairs(list: Option<&Value>, a: &str, b: &str) -> Vec<(String, String)> {
+    list.and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+        .filter_map(|item| Some((text(item.get(a)?)?, text(item.get(b)?)?)))
+        .collect()
+}
+
+impl TemplateResources {
+    /// Reads the tables and queues of the template at `path`. CloudFormation's short-form tags
+    /// (`!Ref`, `!Sub`, ...) are accepted and ignored where they appear.
+    pub fn from_template(path: &Path) -> Result<Self> {
+        let source = std::fs::read_to_string(path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        Self::parse(&source)
+    }
+
+    pub fn parse(source: &str) -> Result<Self> {
+        let doc: Value = serde_yaml_ng::from_str(source).context("parsing template.yaml")?;
+        let resources = doc
+            .get("Resources")
+            .and_then(Value::as_mapping)
+            .context("template.yaml has no Resources")?;
+        let mut out = Self::default();
+        for (id, resource) in resources {
+            let id = text(id).context("resource id")?;
+            let props = resource.get("Properties");
+            let prop = |name: &str| props.and_then(|p| p.get(name));
+            match resource.get("Type").and_then(text).as_deref() {
+                Some("AWS::DynamoDB::Table") => {
+                    let indexes = prop("GlobalSecondaryIndexes")
+                        .and_then(Value::as_sequence)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|gsi| {
+                            let name = text(gsi.get("IndexName")?)?;
+                            Some((
+                                name,
+                                pairs(gsi.get("KeySchema"), "AttributeName", "KeyType"),
+                            ))
+                        })
+                        .collect();
+                    let ttl = prop("TimeToLiveSpecification").and_then(|t| {
+                        let enabled = t.get("Enabled").and_then(text).as_deref() == Some("true");
+                        enabled
+                            .then(|| t.get("AttributeName").and_then(text))
+                            .flatten()
+                    });
+                    out.tables.push(TableSpec {
+                        name: id,
+                        attributes: pairs(
+                            prop("AttributeDefinitions"),
+                            "AttributeName",
+                            "AttributeType",
+                        ),
+                        key: pairs(prop("KeySchema"), "AttributeName", "KeyType"),
+                        indexes,
+                        ttl_attribute: ttl,
+                    });
+                }
+                Some("AWS::SQS::Queue") => {
+                    let fifo = prop("FifoQueue").and_then(text).as_deref() == Some("true");
+                    out.queues.push(QueueSpec {
+                        name: if fifo { format!("{id}.fifo") } else { id },
+                        fifo,
+                        visibility_timeout: prop("VisibilityTimeout")
+                            .and_then(text)
+                            .and_then(|v| v.parse().ok()),
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// Creates every table and queue on the endpoint of `config`; existing ones are kept.
+    pub async fn create(&self, config: &aws_config::SdkConfig) -> Result<()> {
+        let dynamo = aws_sdk_dynamodb::Client::new(config);
+        let existing = dynamo.list_tables().send().await?.table_names.unwrap_or_default();
+        for table in &self.tables {
+            if existing.contains(&table.name) {
+                continue;
+            }
+            let key_schema = |key: &[(String, String)]| -> Result<Vec<KeySchemaElement>> {
+                key.iter()
+                    .map(|(name, kind)| {
+                        Ok(KeySchemaElement::builder()
+                            .attribute_name(name)
+                            .key_type(KeyType::from(kind.as_str()))
+                            .build()?)
+                    })
+                    .collect()
+            };
+            let mut request = dynamo
+                .create_table()
+                .table_name(&table.name)
+                .billing_mode(BillingMode::PayPerRequest)
+                .set_key_schema(Some(key_schema(&table.key)?));
+            for (name, kind) in &table.attributes {
+                request = request.attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(name)
+                        .attribute_type(ScalarAttributeType::from(kind.as_str()))
+                        .build()?,
+                );
+            }
+            for (name, key) in &table.indexes {
+                request = request.global_secondary_indexes(
+                    GlobalSecondaryIndex::builder()
+                        .index_name(name)
+                        .set_key_schema(Some(key_schema(key)?))
+                        .projection(
+                            Projection::builder()
+                                .projection_type(ProjectionType::All)
+                                .build(),
+                        )
+                        .build()?,
+                );
+            }
+            request
+                .send()
+                .await
+                .with_context(|| format!("creating table {}", table.name))?;
+            if let Some(attribute) = &table.ttl_attribute {
+                dynamo
+                    .update_time_to_live()
+                    .table_name(&table.name)
+                    .time_to_live_specification(
+                        TimeToLiveSpecification::builder()
+                            .enabled(true)
+                            .attribute_name(attribute)
+                            .build()?,
+                    )
+                    .send()
+                    .await
+                    .with_context(|| format!("enabling TTL on {}", table.name))?;
+            }
+        }
+        let sqs = aws_sdk_sqs::Client::new(config);
+        for queue in &self.queues {
+            let mut request = sqs.create_queue().queue_name(&queue.name);
+            if queue.fifo {
+                request = request
+                    .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true");
+            }
+            if let Some(v) = queue.visibility_timeout {
+                request = request.attributes(
+                    aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+                    v.to_string(),
+                );
+            }
+            request
+                .send()
+                .await
+                .with_context(|| format!("creating queue {}", queue.name))?;
+        }
+        Ok(())
+    }
+}

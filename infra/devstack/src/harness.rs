@@ -1,0 +1,127 @@
+//! The per-test environment and an HTTP driver for routers.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, Result};
+
+use crate::issuer::TokenIssuer;
+use crate::pg::TestDatabase;
+
+/// Everything one test needs: a fresh migrated database, the shared token issuer, and the
+/// environment variables that configure a function to use them (read through
+/// `Config::from_lookup`, exactly as Lambda reads the process environment).
+#[derive(Debug)]
+pub struct TestEnv {
+    pub db: TestDatabase,
+    pub issuer: &'static TokenIssuer,
+    vars: HashMap<String, String>,
+}
+
+impl TestEnv {
+    /// Starts (once per process) Postgres and the issuer, and clones a fresh database.
+    pub async fn new() -> Result<Self> {
+        let issuer = TokenIssuer::shared()?;
+        let db = TestDatabase::create().await?;
+        let mut vars: HashMap<String, String> = issuer.env().into_iter().collect();
+        vars.insert("DATABASE_URL".into(), db.url.clone());
+        vars.insert("LOG_FORMAT".into(), "pretty".into());
+        Ok(Self { db, issuer, vars })
+    }
+
+    /// Sets or replaces one variable (for example another issuer's `CLERK_*`).
+    pub fn set(&mut self, name: &str, value: impl Into<String>) -> &mut Self {
+        self.vars.insert(name.into(), value.into());
+        self
+    }
+
+    /// Adds moto's endpoint (started once per process) as `AWS_ENDPOINT_URL`.
+    pub fn with_moto(&mut self) -> Result<&mut Self> {
+        let endpoint = crate::moto::test_endpoint()?;
+        self.vars.insert("AWS_ENDPOINT_URL".into(), endpoint.into());
+        Ok(self)
+    }
+
+    /// Looks a variable up, for `Config::from_lookup`.
+    pub fn lookup(&self) -> impl Fn(&str) -> Option<String> + '_ {
+        |name| self.vars.get(name).cloned()
+    }
+
+    /// A valid token for `sub` from the shared issuer.
+    pub fn token(&self, sub: &str) -> String {
+        self.issuer.token(sub).expect("minting a token")
+    }
+}
+
+/// A router served on 127.0.0.1 for the duration of a test, and a client to talk to it.
+#[derive(Debug)]
+pub struct TestServer {
+    pub base_url: String,
+    pub client: reqwest::Client,
+}
+
+impl TestServer {
+    /// Serves `router` on a free port of 127.0.0.1 on the current runtime.
+    pub async fn serve(router: axum::Router) -> Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding the test server")?;
+        let base_url = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Ok(Self {
+            base_url,
+            client: reqwest::Client::new(),
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// A request builder for `method` on `path`, with `token` as bearer when given.
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let builder = self.client.request(method, self.url(path));
+        match token {
+            Some(t) => builder.bearer_auth(t),
+            None => builder,
+        }
+    }
+
+    /// Sends a request and returns its status and JSON body (`Null` when empty).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> Result<(u16, serde_json::Value)> {
+        let mut request = self.request(method, path, token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        read(request.send().await?).await
+    }
+}
+
+/// Status and JSON body of a response (`Null` for an empty body).
+pub async fn read(response: reqwest::Response) -> Result<(u16, serde_json::Value)> {
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await?;
+    let body = if bytes.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "response {status} is not JSON: {}",
+                String::from_utf8_lossy(&bytes)
+            )
+        })?
+    };
+    Ok((status, body))
+}

@@ -1,0 +1,314 @@
+//! Postgres from the distribution's server binaries.
+//!
+//! The server refuses to run as root, so when we are root the cluster belongs to, and runs as, an
+//! unprivileged user (`postgres`, which the distribution's package creates).
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use sqlx::{Connection, Executor, PgConnection};
+
+use crate::proc::{self, command_as, run};
+
+/// The migrations of `migrations/` (the only source of the schema).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+const INSTALL_HINT: &str = "install the PostgreSQL server (Debian: `apt-get install postgresql`) \
+    or point PG_BIN at a directory holding initdb and pg_ctl";
+
+/// The directory holding `initdb` and `pg_ctl`: `$PG_BIN`, else the newest
+/// `/usr/lib/postgresql/<version>/bin`.
+pub fn bin_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("PG_BIN") {
+        let dir = PathBuf::from(dir);
+        if dir.join("initdb").is_file() && dir.join("pg_ctl").is_file() {
+            return Ok(dir);
+        }
+        bail!("PG_BIN={} holds no initdb and pg_ctl: {INSTALL_HINT}", dir.display());
+    }
+    let mut candidates: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            (bin.join("initdb").is_file() && bin.join("pg_ctl").is_file())
+                .then_some((version, bin))
+        })
+        .collect();
+    candidates.sort();
+    candidates
+        .pop()
+        .map(|(_, bin)| bin)
+        .with_context(|| format!("PostgreSQL server binaries not found: {INSTALL_HINT}"))
+}
+
+/// A running cluster.
+#[derive(Debug)]
+pub struct PgCluster {
+    pub port: u16,
+    dir: PathBuf,
+    bin: PathBuf,
+    user: Option<String>,
+}
+
+impl PgCluster {
+    /// Starts (creating it if needed) the cluster kept in `dir` on `port`. An already running
+    /// cluster in `dir` is reused.
+    pub fn start(dir: &Path, port: u16) -> Result<Self> {
+        let bin = bin_dir()?;
+        let user = if proc::is_root() {
+            let user = std::env::var("PG_USER").unwrap_or_else(|_| "postgres".into());
+            run(
+                std::process::Command::new("id").arg("-u").arg(&user),
+                "looking up the unprivileged user",
+            )
+            .with_context(|| {
+                format!(
+                    "running as root, Postgres needs an unprivileged user `{user}`: \
+                     `apt-get install postgresql` creates it (or set PG_USER)"
+                )
+            })?;
+            Some(user)
+        } else {
+            None
+        };
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let dir = dir.canonicalize()?;
+        let cluster = Self {
+            port,
+            dir,
+            bin,
+            user,
+        };
+        if let Some(user) = &cluster.user {
+            run(
+                std::process::Command::new("chown")
+                    .arg("-R")
+                    .arg(user)
+                    .arg(&cluster.dir),
+                "handing the data directory to the Postgres user",
+            )?;
+        }
+        let data = cluster.data_dir();
+        if !data.join("PG_VERSION").is_file() {
+            run(
+                cluster
+                    .command("initdb")
+                    .arg("-D")
+                    .arg(&data)
+                    .args(["-A", "trust", "-U", "postgres", "-E", "UTF8"])
+                    .args(["--locale=C", "--no-sync"]),
+                "initdb",
+            )?;
+        }
+        if !cluster.is_running() {
+            let options = format!(
+                "-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off \
+                 -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+                dir = cluster.dir.display()
+            );
+            run(
+                cluster
+                    .command("pg_ctl")
+                    .arg("-D")
+                    .arg(&data)
+                    .args(["-o", &options, "-l"])
+                    .arg(cluster.dir.join("postgres.log"))
+                    .args(["-w", "-t", "30", "start"]),
+                "starting Postgres",
+            )?;
+        }
+        proc::wait_for_port(port, Duration::from_secs(10))?;
+        Ok(cluster)
+    }
+
+    /// A throwaway cluster in a new temporary directory, stopped and removed when this process
+    /// exits.
+    pub fn start_throwaway() -> Result<Self> {
+        let dir = std::env::temp_dir().join(format!(
+            "alphalab-pg-{}-{}",
+            std::process::id(),
+            proc::free_port()?
+        ));
+        let cluster = Self::start(&dir, proc::free_port()?)?;
+        let stop = cluster.stop_command_line();
+        proc::reap_on_exit(&format!("{stop}; rm -rf '{}'", cluster.dir.display()))?;
+        Ok(cluster)
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn command(&self, program: &str) -> std::process::Command {
+        command_as(self.user.as_deref(), &self.bin.join(program))
+    }
+
+    fn is_running(&self) -> bool {
+        self.command("pg_ctl")
+            .arg("-D")
+            .arg(self.data_dir())
+            .arg("status")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    fn stop_command_line(&self) -> String {
+        let pg_ctl = self.bin.join("pg_ctl");
+        let data = self.data_dir();
+        match &self.user {
+            Some(u) => format!(
+                "runuser -u {u} -- '{}' -D '{}' -m immediate stop",
+                pg_ctl.display(),
+                data.display()
+            ),
+            None => format!("'{}' -D '{}' -m immediate stop", pg_ctl.display(), data.display()),
+        }
+    }
+
+    /// Stops the server (fast shutdown).
+    pub fn stop(&self) -> Result<()> {
+        run(
+            self.command("pg_ctl")
+                .arg("-D")
+                .arg(self.data_dir())
+                .args(["-m", "fast", "-w", "stop"]),
+            "stopping Postgres",
+        )
+        .map(drop)
+    }
+
+    /// URL of `database` on this cluster.
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+}
+
+/// Creates `database` on the server of `admin_url` unless it exists.
+pub async fn ensure_database(admin_url: &str, database: &str) -> Result<()> {
+    let mut conn = PgConnection::connect(admin_url).await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(database)
+            .fetch_one(&mut conn)
+            .await?;
+    if !exists {
+        conn.execute(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE \"{}\"",
+            database.replace('"', "")
+        )))
+        .await?;
+    }
+    Ok(())
+}
+
+/// Applies the migrations to the database at `url`.
+pub async fn migrate(url: &str) -> Result<()> {
+    let mut conn = PgConnection::connect(url).await?;
+    MIGRATOR.run(&mut conn).await.context("applying migrations")?;
+    Ok(())
+}
+
+/// The server tests use: `TEST_DATABASE_URL`'s server when given (its URL names a database we
+/// may connect to for administration), else a throwaway cluster started once per test process.
+/// The template database holds the migrated schema; each test database is a clone of it.
+struct TestServer {
+    admin_url: String,
+    base: String,
+    template: String,
+}
+
+static TEST_SERVER: OnceLock<Result<TestServer, String>> = OnceLock::new();
+
+fn test_server() -> Result<&'static TestServer> {
+    TEST_SERVER
+        .get_or_init(|| {
+            // A thread of its own: we may be called from inside a test's async runtime.
+            std::thread::spawn(|| setup_test_server().map_err(|e| format!("{e:#}")))
+                .join()
+                .unwrap_or_else(|_| Err("test database setup panicked".into()))
+        })
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("test Postgres unavailable: {e}"))
+}
+
+fn setup_test_server() -> Result<TestServer> {
+    let admin_url = match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            let cluster = PgCluster::start_throwaway()?;
+            let url = cluster.url("postgres");
+            // the reaper stops it when the process exits
+            std::mem::forget(cluster);
+            url
+        }
+    };
+    let base = admin_url
+        .rsplit_once('/')
+        .map(|(base, _)| base.to_owned())
+        .context("TEST_DATABASE_URL must end with /<database>")?;
+    let template = format!("alphalab_template_{}", std::process::id());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut conn = PgConnection::connect(&admin_url).await?;
+        conn.execute(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {template}"
+        )))
+        .await?;
+        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {template}")))
+            .await?;
+        migrate(&format!("{base}/{template}")).await?;
+        anyhow::Ok(())
+    })?;
+    Ok(TestServer {
+        admin_url,
+        base,
+        template,
+    })
+}
+
+/// A fresh, migrated database for one test.
+#[derive(Debug, Clone)]
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDatabase {
+    /// Clones the migrated template (about 0.1 s). The databases live as long as the throwaway
+    /// cluster, which is removed when the test process exits.
+    pub async fn create() -> Result<Self> {
+        let server = test_server()?;
+        let name = format!("test_{}", uuid_like());
+        let mut conn = PgConnection::connect(&server.admin_url).await?;
+        conn.execute(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE {name} TEMPLATE {}",
+            server.template
+        )))
+        .await
+        .context("cloning the template database")?;
+        Ok(Self {
+            url: format!("{}/{name}", server.base),
+            name,
+        })
+    }
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{}_{n}_{nanos}", std::process::id())
+}
