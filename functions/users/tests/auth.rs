@@ -93,7 +93,12 @@ async fn a_wrong_issuer_answers_401() {
     let issuer = app.env.issuer;
     let mut spec = TokenSpec::new(issuer, "user_iss");
     spec.iss = "https://evil.clerk.accounts.dev".into();
-    rejected(&app, &issuer.mint(&spec).unwrap(), "token issuer not accepted").await;
+    rejected(
+        &app,
+        &issuer.mint(&spec).unwrap(),
+        "token issuer not accepted",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -161,7 +166,10 @@ async fn hs256_signed_with_the_public_key_answers_401() {
     let claims = TokenSpec::new(issuer, "user_hs").claims();
     let header = json!({ "alg": "HS256", "typ": "JWT", "kid": key.kid });
     let input = format!("{}.{}", encode_part(&header), encode_part(&claims));
-    for secret in [key.public_pem().unwrap().into_bytes(), key.jwk()["n"].to_string().into_bytes()] {
+    for secret in [
+        key.public_pem().unwrap().into_bytes(),
+        key.jwk()["n"].to_string().into_bytes(),
+    ] {
         let mac = aws_lc_rs::hmac::sign(
             &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &secret),
             input.as_bytes(),
@@ -204,14 +212,21 @@ async fn unknown_kids_refetch_at_most_once_per_interval() {
     }
     // the default interval: 5 minutes
     let app = App::start_with(env).await;
-    let (status, _) = app.get(ME, Some(&issuer.token("user_flood").unwrap())).await;
+    let (status, _) = app
+        .get(ME, Some(&issuer.token("user_flood").unwrap()))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(issuer.jwks_fetches(), 1);
 
     let stranger = SigningKey::generate().unwrap();
     let claims = TokenSpec::new(&issuer, "user_flood").claims();
     for _ in 0..10 {
-        rejected(&app, &stranger.sign(&claims).unwrap(), "token signed by an unknown key").await;
+        rejected(
+            &app,
+            &stranger.sign(&claims).unwrap(),
+            "token signed by an unknown key",
+        )
+        .await;
     }
     assert_eq!(
         issuer.jwks_fetches(),
@@ -228,5 +243,8 @@ async fn an_unreachable_jwks_answers_503_not_401() {
     let (status, body) = app.get(ME, Some(&app.token("user_down"))).await;
     assert_eq!(status, 503, "body: {body}");
     assert_error(&body, "unavailable");
-    assert!(!body.to_string().contains("127.0.0.1"), "no internal detail: {body}");
+    assert!(
+        !body.to_string().contains("127.0.0.1"),
+        "no internal detail: {body}"
+    );
 }

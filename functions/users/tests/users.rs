@@ -24,7 +24,12 @@ async fn sync_stores_the_profile_for_the_tokens_subject() {
 
     // a second sync changes only what it sends
     let (_, body) = app
-        .send(Method::POST, "/api/users/sync", Some(&token), json!({"name": "Ada L."}))
+        .send(
+            Method::POST,
+            "/api/users/sync",
+            Some(&token),
+            json!({"name": "Ada L."}),
+        )
         .await;
     assert_eq!(body["user"]["name"], "Ada L.");
     assert_eq!(body["user"]["email"], "ada@example.com");
@@ -51,10 +56,20 @@ async fn sync_rejects_bad_fields_by_name() {
         assert_eq!(response["error"]["details"]["fields"][0]["field"], field);
     }
     let (status, response) = app
-        .send(Method::POST, "/api/users/sync", Some(&token), json!({"plan": "enterprise"}))
+        .send(
+            Method::POST,
+            "/api/users/sync",
+            Some(&token),
+            json!({"plan": "enterprise"}),
+        )
         .await;
     assert_eq!(status, 422, "a client cannot set its own plan");
-    assert!(response["error"]["message"].as_str().unwrap().contains("plan"));
+    assert!(
+        response["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("plan")
+    );
 }
 
 #[tokio::test]
@@ -109,7 +124,12 @@ async fn each_bad_setting_answers_422_naming_the_field() {
     ];
     for (field, value) in cases {
         let (status, body) = app
-            .send(Method::PUT, "/api/users/me/settings", Some(&token), json!({ field: value }))
+            .send(
+                Method::PUT,
+                "/api/users/me/settings",
+                Some(&token),
+                json!({ field: value }),
+            )
             .await;
         assert_eq!(status, 422, "{field}={value}: {body}");
         assert_error(&body, "validation_failed");
@@ -129,7 +149,10 @@ async fn each_bad_setting_answers_422_naming_the_field() {
         assert_eq!(status, 422, "{response}");
         assert_error(&response, "invalid_body");
         assert!(
-            response["error"]["message"].as_str().unwrap().contains(field),
+            response["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(field),
             "{response}"
         );
     }
@@ -181,7 +204,11 @@ async fn first_use_provisioning_under_concurrent_requests_creates_exactly_one_us
     let app = App::start().await;
     let token = app.token("user_race");
     let requests = (0..24).map(|i| {
-        let path = if i % 2 == 0 { "/api/users/me" } else { "/api/users/me/settings" };
+        let path = if i % 2 == 0 {
+            "/api/users/me"
+        } else {
+            "/api/users/me/settings"
+        };
         app.get(path, Some(&token))
     });
     let results = futures::future::join_all(requests).await;
@@ -189,7 +216,8 @@ async fn first_use_provisioning_under_concurrent_requests_creates_exactly_one_us
         assert_eq!(*status, 200, "body: {body}");
     }
     assert_eq!(
-        app.count("SELECT count(*) FROM users WHERE clerk_id = 'user_race'").await,
+        app.count("SELECT count(*) FROM users WHERE clerk_id = 'user_race'")
+            .await,
         1
     );
     assert_eq!(app.count("SELECT count(*) FROM user_settings").await, 1);
@@ -240,7 +268,11 @@ async fn own_one_of_everything(pool: &sqlx::PgPool, user_id: uuid::Uuid) {
         )
         INSERT INTO activity_log (user_id, action) VALUES ($1, 'agent_created')
     "#;
-    sqlx::query(sql).bind(user_id).execute(pool).await.expect("seeding rows");
+    sqlx::query(sql)
+        .bind(user_id)
+        .execute(pool)
+        .await
+        .expect("seeding rows");
 }
 
 const OWNED_TABLES: &[&str] = &[
@@ -296,7 +328,8 @@ async fn deleting_the_account_removes_every_owned_row_and_nobody_elses() {
         assert_eq!(n, 0, "alice's rows of {table} are gone");
     }
     assert_eq!(
-        app.count("SELECT count(*) FROM users WHERE clerk_id = 'user_alice'").await,
+        app.count("SELECT count(*) FROM users WHERE clerk_id = 'user_alice'")
+            .await,
         0
     );
     for (table, n) in owned_counts(&app, bob_id).await {

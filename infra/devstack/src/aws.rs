@@ -7,8 +7,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 use serde_yaml_ng::Value;
 
@@ -61,8 +61,8 @@ impl TemplateResources {
     /// Reads the tables and queues of the template at `path`. CloudFormation's short-form tags
     /// (`!Ref`, `!Sub`, ...) are accepted and ignored where they appear.
     pub fn from_template(path: &Path) -> Result<Self> {
-        let source = std::fs::read_to_string(path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let source =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         Self::parse(&source)
     }
 
@@ -128,7 +128,12 @@ impl TemplateResources {
     /// Creates every table and queue on the endpoint of `config`; existing ones are kept.
     pub async fn create(&self, config: &aws_config::SdkConfig) -> Result<()> {
         let dynamo = aws_sdk_dynamodb::Client::new(config);
-        let existing = dynamo.list_tables().send().await?.table_names.unwrap_or_default();
+        let existing = dynamo
+            .list_tables()
+            .send()
+            .await?
+            .table_names
+            .unwrap_or_default();
         for table in &self.tables {
             if existing.contains(&table.name) {
                 continue;
@@ -192,8 +197,8 @@ impl TemplateResources {
         for queue in &self.queues {
             let mut request = sqs.create_queue().queue_name(&queue.name);
             if queue.fifo {
-                request = request
-                    .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true");
+                request =
+                    request.attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true");
             }
             if let Some(v) = queue.visibility_timeout {
                 request = request.attributes(

@@ -29,7 +29,9 @@ pub struct SigningKey {
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -48,7 +50,11 @@ impl SigningKey {
 
     fn from_pair(pair: KeyPair) -> Result<Self> {
         // the key id is derived from the public key, as stable as the key itself
-        let n = pair.public_key().modulus().big_endian_without_leading_zero().to_vec();
+        let n = pair
+            .public_key()
+            .modulus()
+            .big_endian_without_leading_zero()
+            .to_vec();
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &n);
         let kid = format!("ins_{}", &B64.encode(digest.as_ref())[..16]);
         Ok(Self { kid, pair })
@@ -74,7 +80,11 @@ impl SigningKey {
 
     /// The public key in PEM (SubjectPublicKeyInfo), for the HS256 confusion test.
     pub fn public_pem(&self) -> Result<String> {
-        let der = self.pair.public_key().as_der().map_err(|_| anyhow!("encoding key"))?;
+        let der = self
+            .pair
+            .public_key()
+            .as_der()
+            .map_err(|_| anyhow!("encoding key"))?;
         let body = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
         let lines: Vec<&str> = body
             .as_bytes()
@@ -93,7 +103,12 @@ impl SigningKey {
         let signing_input = format!("{}.{}", encode_part(&header), encode_part(claims));
         let mut signature = vec![0; self.pair.public_modulus_len()];
         self.pair
-            .sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), signing_input.as_bytes(), &mut signature)
+            .sign(
+                &RSA_PKCS1_SHA256,
+                &SystemRandom::new(),
+                signing_input.as_bytes(),
+                &mut signature,
+            )
             .map_err(|_| anyhow!("signing failed"))?;
         Ok(format!("{signing_input}.{}", B64.encode(signature)))
     }
@@ -164,7 +179,9 @@ pub struct TokenIssuer {
 
 impl std::fmt::Debug for TokenIssuer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenIssuer").field("issuer_url", &self.issuer_url).finish()
+        f.debug_struct("TokenIssuer")
+            .field("issuer_url", &self.issuer_url)
+            .finish()
     }
 }
 

@@ -16,7 +16,7 @@ pub mod harness;
 pub mod issuer;
 pub mod moto;
 pub mod pg;
-mod proc;
+pub mod proc;
 
 pub use harness::{TestEnv, TestServer};
 pub use issuer::{SigningKey, TokenIssuer, TokenSpec};

@@ -18,10 +18,15 @@ pub struct Moto {
     child: Option<Child>,
 }
 
+/// The `moto_server` binary, or an error naming the package to install.
+pub fn binary() -> Result<std::path::PathBuf> {
+    proc::which("moto_server", INSTALL_HINT)
+}
+
 impl Moto {
     /// Starts `moto_server` on `port` and waits until it answers.
     pub fn start(port: u16) -> Result<Self> {
-        let program = proc::which("moto_server", INSTALL_HINT)?;
+        let program = binary()?;
         let child = Command::new(program)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
@@ -59,10 +64,10 @@ static TEST_MOTO: OnceLock<Result<String, String>> = OnceLock::new();
 pub fn test_endpoint() -> Result<&'static str> {
     TEST_MOTO
         .get_or_init(|| {
-            if let Ok(url) = std::env::var("TEST_AWS_ENDPOINT_URL") {
-                if !url.is_empty() {
-                    return Ok(url);
-                }
+            if let Ok(url) = std::env::var("TEST_AWS_ENDPOINT_URL")
+                && !url.is_empty()
+            {
+                return Ok(url);
             }
             let start = || -> Result<String> {
                 let mut moto = Moto::start(proc::free_port()?)?;
@@ -83,7 +88,11 @@ pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "testing", "testing", None, None, "alphalab-local",
+            "testing",
+            "testing",
+            None,
+            None,
+            "alphalab-local",
         ))
         .load()
         .await

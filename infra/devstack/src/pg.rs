@@ -26,7 +26,10 @@ pub fn bin_dir() -> Result<PathBuf> {
         if dir.join("initdb").is_file() && dir.join("pg_ctl").is_file() {
             return Ok(dir);
         }
-        bail!("PG_BIN={} holds no initdb and pg_ctl: {INSTALL_HINT}", dir.display());
+        bail!(
+            "PG_BIN={} holds no initdb and pg_ctl: {INSTALL_HINT}",
+            dir.display()
+        );
     }
     let mut candidates: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
@@ -35,8 +38,7 @@ pub fn bin_dir() -> Result<PathBuf> {
         .filter_map(|e| {
             let version = e.file_name().to_str()?.parse::<u32>().ok()?;
             let bin = e.path().join("bin");
-            (bin.join("initdb").is_file() && bin.join("pg_ctl").is_file())
-                .then_some((version, bin))
+            (bin.join("initdb").is_file() && bin.join("pg_ctl").is_file()).then_some((version, bin))
         })
         .collect();
     candidates.sort();
@@ -168,7 +170,11 @@ impl PgCluster {
                 pg_ctl.display(),
                 data.display()
             ),
-            None => format!("'{}' -D '{}' -m immediate stop", pg_ctl.display(), data.display()),
+            None => format!(
+                "'{}' -D '{}' -m immediate stop",
+                pg_ctl.display(),
+                data.display()
+            ),
         }
     }
 
@@ -211,7 +217,10 @@ pub async fn ensure_database(admin_url: &str, database: &str) -> Result<()> {
 /// Applies the migrations to the database at `url`.
 pub async fn migrate(url: &str) -> Result<()> {
     let mut conn = PgConnection::connect(url).await?;
-    MIGRATOR.run(&mut conn).await.context("applying migrations")?;
+    MIGRATOR
+        .run(&mut conn)
+        .await
+        .context("applying migrations")?;
     Ok(())
 }
 

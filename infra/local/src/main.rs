@@ -1,1 +1,44 @@
-fn main() {}
+//! `alphalab`: the local tool. `serve` runs the whole system on a laptop; `token` mints a
+//! development token; `migrate` applies the migrations to `DATABASE_URL`.
+
+use clap::{Parser, Subcommand};
+
+mod serve;
+mod token;
+
+#[derive(Parser)]
+#[command(name = "alphalab", about = "AlphaLab's local tool", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole system locally: Postgres, moto, the token issuer and every function's routes.
+    Serve(serve::ServeArgs),
+    /// Print a development token for a user id (the local stack's key must exist: run `serve` once).
+    Token(token::TokenArgs),
+    /// Apply the migrations to DATABASE_URL.
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Token(args) => token::run(args),
+        Command::Migrate => {
+            let url = std::env::var("DATABASE_URL")
+                .map_err(|_| anyhow::anyhow!("DATABASE_URL is required"))?;
+            alphalab_devstack::pg::migrate(&url).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+    }
+}
+
+/// The workspace root (for the default data directory and template.yaml).
+pub(crate) fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}

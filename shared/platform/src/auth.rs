@@ -233,8 +233,11 @@ impl Authenticator {
             .filter_map(|jwk| {
                 let kid = jwk.common.key_id.clone()?;
                 let key = DecodingKey::from_jwk(jwk).ok()?;
-                matches!(jwk.algorithm, jsonwebtoken::jwk::AlgorithmParameters::RSA(_))
-                    .then_some((kid, key))
+                matches!(
+                    jwk.algorithm,
+                    jsonwebtoken::jwk::AlgorithmParameters::RSA(_)
+                )
+                .then_some((kid, key))
             })
             .collect();
         Ok(keys)

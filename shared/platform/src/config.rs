@@ -155,7 +155,10 @@ mod tests {
         let c = Config::from_lookup(lookup(&[
             ("DATABASE_URL", "postgres://u:hunter2@db/x"),
             ("CLERK_ISSUER", "https://clerk.example.com/"),
-            ("CLERK_AUTHORIZED_PARTIES", "https://app.example.com, http://localhost:3000/"),
+            (
+                "CLERK_AUTHORIZED_PARTIES",
+                "https://app.example.com, http://localhost:3000/",
+            ),
         ]))
         .unwrap();
         assert_eq!(c.database_max_connections, 2);

@@ -11,9 +11,9 @@ pub mod db;
 pub mod error;
 pub mod extract;
 pub mod http;
-pub mod users;
 pub mod state;
 pub mod telemetry;
+pub mod users;
 
 pub use config::Config;
 pub use error::{ApiError, ApiResult};

@@ -20,6 +20,6 @@ pub fn init(format: LogFormat) {
             .with_span_list(false)
             .without_time()
             .try_init(),
-        LogFormat::Pretty => builder.compact().try_init(),
+        LogFormat::Pretty => builder.compact().with_writer(std::io::stderr).try_init(),
     };
 }

@@ -68,18 +68,18 @@ impl ProfileUpdate {
                 errors.push(FieldError::new("email", "must be an email address"));
             }
         }
-        if let Some(name) = &self.name {
-            if name.chars().count() > 200 {
-                errors.push(FieldError::new("name", "must be at most 200 characters"));
-            }
+        if let Some(name) = &self.name
+            && name.chars().count() > 200
+        {
+            errors.push(FieldError::new("name", "must be at most 200 characters"));
         }
-        if let Some(url) = &self.avatar_url {
-            if url.len() > 2048 || !(url.starts_with("https://") || url.starts_with("http://")) {
-                errors.push(FieldError::new(
-                    "avatar_url",
-                    "must be an http(s) URL of at most 2048 characters",
-                ));
-            }
+        if let Some(url) = &self.avatar_url
+            && (url.len() > 2048 || !(url.starts_with("https://") || url.starts_with("http://")))
+        {
+            errors.push(FieldError::new(
+                "avatar_url",
+                "must be an http(s) URL of at most 2048 characters",
+            ));
         }
         errors
     }
@@ -109,13 +109,13 @@ impl SettingsUpdate {
     pub fn validate(&self) -> Vec<FieldError> {
         let mut errors = Vec::new();
         let mut one_of = |field: &str, value: &Option<String>, allowed: &[&str]| {
-            if let Some(v) = value {
-                if !allowed.contains(&v.as_str()) {
-                    errors.push(FieldError::new(
-                        field,
-                        format!("must be one of {}", allowed.join(", ")),
-                    ));
-                }
+            if let Some(v) = value
+                && !allowed.contains(&v.as_str())
+            {
+                errors.push(FieldError::new(
+                    field,
+                    format!("must be one of {}", allowed.join(", ")),
+                ));
             }
         };
         one_of("theme", &self.theme, THEMES);
@@ -159,13 +159,13 @@ impl SettingsUpdate {
             50.0,
             true,
         );
-        if let Some(l) = self.max_leverage {
-            if !(1..=5).contains(&l) {
-                errors.push(FieldError::new(
-                    "max_leverage",
-                    "must be an integer between 1 and 5",
-                ));
-            }
+        if let Some(l) = self.max_leverage
+            && !(1..=5).contains(&l)
+        {
+            errors.push(FieldError::new(
+                "max_leverage",
+                "must be an integer between 1 and 5",
+            ));
         }
         errors
     }
@@ -229,10 +229,14 @@ macro_rules! settings_columns {
 }
 
 pub async fn find(pool: &PgPool, user_id: Uuid) -> Result<Option<User>, sqlx::Error> {
-    sqlx::query_as(concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"))
-        .bind(user_id)
-        .fetch_optional(pool)
-        .await
+    sqlx::query_as(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE id = $1"
+    ))
+    .bind(user_id)
+    .fetch_optional(pool)
+    .await
 }
 
 pub async fn update_profile(

@@ -64,7 +64,9 @@ impl App {
 pub fn assert_error(body: &serde_json::Value, code: &str) {
     assert_eq!(body["error"]["code"], code, "body: {body}");
     assert!(
-        body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
         "body: {body}"
     );
     assert!(body["error"].get("details").is_some(), "body: {body}");

@@ -1,0 +1,178 @@
+//! `alphalab serve`: the whole system on 127.0.0.1.
+//!
+//! Starts Postgres (unless `DATABASE_URL` is given), `moto_server` (unless `AWS_ENDPOINT_URL` is
+//! given), applies the migrations, creates the tables and queues `template.yaml` declares, runs
+//! the token issuer, seeds the demo user, serves every function's routes on one server under the
+//! paths API Gateway uses, prints a token, and stops its children on Ctrl-C.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use alphalab_devstack::aws::TemplateResources;
+use alphalab_devstack::moto::{self, Moto};
+use alphalab_devstack::pg::{self, PgCluster};
+use alphalab_devstack::{SigningKey, TokenIssuer};
+use anyhow::{Context, Result};
+use platform::{AppState, Config};
+
+pub(crate) const DEMO_USER: &str = "user_demo";
+pub(crate) const ISSUER_PORT: u16 = 8788;
+const DATABASE: &str = "alphalab";
+
+#[derive(clap::Args)]
+pub(crate) struct ServeArgs {
+    /// Port of the API (0: any free port).
+    #[arg(long, default_value_t = 3000)]
+    port: u16,
+    /// Port of the local Postgres cluster.
+    #[arg(long, default_value_t = 54329)]
+    pg_port: u16,
+    /// Port of moto_server.
+    #[arg(long, default_value_t = 5055)]
+    moto_port: u16,
+    /// Port of the token issuer (its JWKS is served there).
+    #[arg(long, default_value_t = ISSUER_PORT)]
+    issuer_port: u16,
+    /// Where the Postgres cluster and the issuer key are kept (git-ignored).
+    #[arg(long, env = "ALPHALAB_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Delete the local database first and start from an empty one.
+    #[arg(long)]
+    fresh: bool,
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+pub(crate) async fn run(args: ServeArgs) -> Result<()> {
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| crate::workspace_root().join(".data"));
+    let given_database = env_var("DATABASE_URL");
+    let given_aws = env_var("AWS_ENDPOINT_URL");
+
+    // Prerequisites first, so that a missing one stops us before anything starts.
+    if given_database.is_none() {
+        pg::bin_dir()?;
+    }
+    if given_aws.is_none() {
+        moto::binary()?;
+    }
+
+    let pg_dir = data_dir.join("postgres");
+    if args.fresh && given_database.is_none() && pg_dir.exists() {
+        if let Ok(old) = PgCluster::start(&pg_dir, args.pg_port) {
+            old.stop()?;
+        }
+        std::fs::remove_dir_all(&pg_dir).context("removing the old database")?;
+        println!("removed the old local database ({})", pg_dir.display());
+    }
+    let cluster = match &given_database {
+        Some(_) => None,
+        None => Some(PgCluster::start(&pg_dir, args.pg_port)?),
+    };
+    let database_url = match (&given_database, &cluster) {
+        (Some(url), _) => url.clone(),
+        (None, Some(cluster)) => {
+            pg::ensure_database(&cluster.url("postgres"), DATABASE).await?;
+            cluster.url(DATABASE)
+        }
+        (None, None) => unreachable!("a cluster is started when no DATABASE_URL is given"),
+    };
+    pg::migrate(&database_url).await?;
+
+    let mut moto_child = None;
+    let aws_endpoint = match given_aws {
+        Some(url) => url,
+        None => {
+            let moto = Moto::start(args.moto_port)?;
+            let endpoint = moto.endpoint.clone();
+            moto_child = Some(moto);
+            endpoint
+        }
+    };
+    let resources =
+        TemplateResources::from_template(&crate::workspace_root().join("template.yaml"))?;
+    resources
+        .create(&moto::sdk_config(&aws_endpoint).await)
+        .await
+        .context("creating the template's tables and queues")?;
+
+    let key = match crate::token::load_key(&data_dir)? {
+        Some(key) => key,
+        None => {
+            let key = SigningKey::generate()?;
+            let path = crate::token::key_path(&data_dir);
+            std::fs::create_dir_all(path.parent().context("key dir")?)?;
+            std::fs::write(&path, key.to_pkcs8_der()?)?;
+            key
+        }
+    };
+    let issuer =
+        TokenIssuer::start_with(key, SocketAddr::from(([127, 0, 0, 1], args.issuer_port)))?;
+
+    // The functions read their configuration exactly as in Lambda, by variable name.
+    let mut vars: HashMap<String, String> = std::env::vars().collect();
+    vars.extend(issuer.env());
+    vars.insert("DATABASE_URL".into(), database_url.clone());
+    vars.insert("AWS_ENDPOINT_URL".into(), aws_endpoint.clone());
+    vars.entry("LOG_FORMAT".into())
+        .or_insert_with(|| "pretty".into());
+    let config = Config::from_lookup(|name| vars.get(name).cloned())?;
+    platform::telemetry::init(config.log_format);
+    let state = AppState::from_config(&config)?;
+
+    let demo = platform::users::provision(&state.pool, DEMO_USER).await?;
+    let profile = platform::users::ProfileUpdate {
+        email: Some("demo@alphalab.local".into()),
+        name: Some("Demo Trader".into()),
+        avatar_url: None,
+    };
+    platform::users::update_profile(&state.pool, demo, &profile).await?;
+
+    // Every function's routes, merged, under the paths API Gateway uses.
+    let app = platform::http::service(alphalab_users::routes(), state);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
+        .await
+        .with_context(|| format!("binding 127.0.0.1:{}", args.port))?;
+    let api = format!("http://{}", listener.local_addr()?);
+    let token = crate::token::mint(&issuer.current_key(), args.issuer_port, DEMO_USER, 86_400)?;
+
+    println!();
+    println!("AlphaLab is running locally.");
+    println!("  API        {api}");
+    println!("  JWKS       {}", issuer.jwks_url);
+    println!("  Postgres   {database_url}");
+    println!("  AWS (moto) {aws_endpoint}");
+    println!();
+    println!("Demo user {DEMO_USER}; a token valid for 24 h:");
+    println!("  export TOKEN={token}");
+    println!("Try:");
+    println!("  curl -H \"Authorization: Bearer $TOKEN\" {api}/api/users/me");
+    println!("More tokens: cargo run --bin alphalab -- token <user-id>. Stop with Ctrl-C.");
+    println!();
+
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+
+    println!("stopping...");
+    drop(moto_child);
+    if let Some(cluster) = cluster {
+        cluster.stop()?;
+    }
+    println!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
