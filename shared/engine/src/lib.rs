@@ -1,1 +1,11 @@
+//! AlphaLab's trading engine: pure, synchronous and deterministic. No I/O, no clock, no
+//! randomness: the same candles and decisions always give the same trades, metrics and equity,
+//! and the whole state serialises into a checkpoint (DESIGN sections 2, 5 and 5a).
 
+pub mod candle;
+pub mod indicators;
+pub mod timeframe;
+
+pub use candle::{Candle, parse_csv};
+pub use indicators::IndicatorSet;
+pub use timeframe::Timeframe;
