@@ -9,3 +9,14 @@ pub mod timeframe;
 pub use candle::{Candle, parse_csv};
 pub use indicators::IndicatorSet;
 pub use timeframe::Timeframe;
+
+pub mod baseline;
+pub mod decision;
+pub mod engine;
+pub mod metrics;
+pub mod prompt;
+pub mod rules;
+
+pub use decision::{Action, Decision, Order};
+pub use engine::{Context, Engine, EngineConfig, ExitType, Mode, Position, Side, Trade};
+pub use metrics::Metrics;
