@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod backtest;
 mod serve;
 mod token;
 
@@ -21,13 +22,26 @@ enum Command {
     Token(token::TokenArgs),
     /// Apply the migrations to DATABASE_URL.
     Migrate,
+    /// Backtest a baseline agent on a CSV of candles; metrics as JSON on stdout.
+    Backtest(backtest::BacktestArgs),
+    /// Compute indicators over a CSV of candles; CSV on stdout.
+    Indicators(backtest::IndicatorsArgs),
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+async fn main() {
+    if let Err(err) = run(Cli::parse()).await {
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Token(args) => token::run(args),
+        Command::Backtest(args) => backtest::backtest(args),
+        Command::Indicators(args) => backtest::indicators(args),
         Command::Migrate => {
             let url = std::env::var("DATABASE_URL")
                 .map_err(|_| anyhow::anyhow!("DATABASE_URL is required"))?;

@@ -256,6 +256,11 @@ impl Engine {
         &self.config
     }
 
+    /// The session's indicator set (a baseline binds to it before the first candle).
+    pub fn indicators(&self) -> &IndicatorSet {
+        &self.indicators
+    }
+
     /// Step 1 of the cycle: a new closed candle. A candle left without a decision counts as HOLD.
     pub fn observe(&mut self, candle: Candle) -> Result<Context<'_>, EngineError> {
         if self.finished {

@@ -28,6 +28,7 @@ fn config(kind: Kind, variant: u8) -> EngineConfig {
 /// Runs `candles` from a fresh engine, checkpointing through JSON after `split` candles.
 fn run(kind: Kind, variant: u8, candles: &[Candle], split: Option<usize>) -> (Vec<Trade>, String) {
     let mut engine = Engine::new(config(kind, variant)).unwrap();
+    let baseline = Baseline::new(kind, engine.indicators()).unwrap();
     let mut trades = Vec::new();
     for (i, candle) in candles.iter().enumerate() {
         if Some(i) == split {
@@ -38,7 +39,6 @@ fn run(kind: Kind, variant: u8, candles: &[Candle], split: Option<usize>) -> (Ve
         }
         let ctx = engine.observe(*candle).unwrap();
         trades.extend(ctx.range_exit().cloned());
-        let baseline = Baseline::new(kind, ctx.indicators()).unwrap();
         let decision = baseline.decide(&ctx);
         let applied = engine.apply(&decision).unwrap();
         trades.extend(applied.closed);

@@ -1,0 +1,109 @@
+//! The engine's command line: `backtest` and `indicators` on the bundled real data.
+
+use std::process::Command;
+
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data");
+
+fn alphalab(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_alphalab"))
+        .args(args)
+        .output()
+        .expect("running alphalab")
+}
+
+#[test]
+fn the_documented_sma_cross_backtest_prints_its_documented_metrics_and_trades() {
+    let trades = std::env::temp_dir().join(format!("alphalab-trades-{}.csv", std::process::id()));
+    let csv = format!("{DATA}/BTCUSDT-1h.csv");
+    let out = alphalab(&[
+        "backtest", "--csv", &csv, "--agent", "baseline/sma-cross", "--fee-bps", "0",
+        "--slippage-bps", "0", "--trades-out", trades.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let expected = include_str!("expected/backtest-btcusdt-1h-sma-cross.json");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
+
+    let metrics: serde_json::Value = serde_json::from_str(expected).unwrap();
+    let mut reader = csv::Reader::from_path(&trades).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len() as u64, metrics["metrics"]["total_trades"].as_u64().unwrap());
+    let pnl: f64 = rows.iter().map(|r| r[10].parse::<f64>().unwrap()).sum();
+    let final_equity = metrics["metrics"]["final_equity"].as_f64().unwrap();
+    assert!((10_000.0 + pnl - final_equity).abs() < 1e-6 * final_equity);
+    let _ = std::fs::remove_file(trades);
+}
+
+#[test]
+fn fees_slippage_and_options_change_the_result() {
+    let csv = format!("{DATA}/ETHUSDT-1d.csv");
+    let run = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["backtest", "--csv", &csv, "--agent", "baseline/rsi-reversion"];
+        args.extend_from_slice(extra);
+        let out = alphalab(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let free = run(&["--fee-bps", "0", "--slippage-bps", "0"]);
+    let paid = run(&[]);
+    assert_eq!(paid["timeframe"], "1d");
+    assert!(paid["metrics"]["fees_paid"].as_f64().unwrap() > 0.0);
+    assert!(
+        paid["metrics"]["final_equity"].as_f64().unwrap()
+            < free["metrics"]["final_equity"].as_f64().unwrap()
+    );
+    let monk = run(&["--mode", "monk", "--safety", "--capital", "5000"]);
+    assert_eq!(monk["metrics"]["initial_capital"], 5000.0);
+    let hold = {
+        let out = alphalab(&["backtest", "--csv", &csv, "--agent", "baseline/buy-and-hold", "--with-curve"]);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    assert_eq!(hold["metrics"]["total_trades"], 1);
+    assert!(hold["metrics"]["equity_curve"].as_array().unwrap().len() <= 1000);
+}
+
+#[test]
+fn bad_arguments_fail_with_a_clear_message() {
+    let csv = format!("{DATA}/BTCUSDT-1d.csv");
+    for (args, message) in [
+        (vec!["backtest", "--csv", &csv, "--agent", "openai/gpt-4o"], "offline backtests run the baselines"),
+        (vec!["backtest", "--csv", "/nonexistent.csv"], "reading /nonexistent.csv"),
+        (vec!["backtest", "--csv", &csv, "--leverage", "9"], "max leverage must be between 1 and 5"),
+        (vec!["backtest", "--csv", &csv, "--mode", "zen"], "unknown mode"),
+        (vec!["indicators", "--csv", &csv, "--indicators", "vwap"], "valid: rsi, rsi_N, macd"),
+    ] {
+        let out = alphalab(&args);
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn indicators_writes_a_column_per_output_matching_ta_lib() {
+    let csv = format!("{DATA}/BTCUSDT-1d.csv");
+    let out = alphalab(&["indicators", "--csv", &csv, "--indicators", "rsi_14,macd,stoch"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "time,rsi_14,macd,macd_signal,macd_histogram,stoch_k,stoch_d"
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 1881);
+    assert_eq!(rows[13][1], "", "RSI(14) is undefined before row 14");
+    let golden = std::fs::read_to_string(format!("{DATA}/../golden/talib-BTCUSDT-1d.csv")).unwrap();
+    for (row, g) in rows.iter().zip(golden.lines().skip(1)) {
+        let g: Vec<&str> = g.split(',').collect();
+        assert_eq!(row[0], g[0]);
+        for (ours, theirs) in [(row[1], g[1]), (row[2], g[9]), (row[5], g[16])] {
+            match (ours, theirs) {
+                ("", "") => {}
+                (a, b) => {
+                    let (a, b): (f64, f64) = (a.parse().unwrap(), b.parse().unwrap());
+                    assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "{a} vs {b}");
+                }
+            }
+        }
+    }
+}
