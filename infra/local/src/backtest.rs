@@ -65,7 +65,9 @@ pub(crate) fn backtest(args: BacktestArgs) -> Result<()> {
     };
     let timeframe = match &args.timeframe {
         Some(t) => Timeframe::parse(t).with_context(|| format!("unknown timeframe `{t}`"))?,
-        None => Timeframe::infer(&candles).context("cannot infer the timeframe: pass --timeframe")?,
+        None => {
+            Timeframe::infer(&candles).context("cannot infer the timeframe: pass --timeframe")?
+        }
     };
     let asset = args.asset.clone().unwrap_or_else(|| {
         args.csv
@@ -81,7 +83,8 @@ pub(crate) fn backtest(args: BacktestArgs) -> Result<()> {
     config.slippage_bps = args.slippage_bps;
     config.max_leverage = args.leverage;
     config.safety = args.safety;
-    config.mode = Mode::parse(&args.mode).with_context(|| format!("unknown mode `{}`", args.mode))?;
+    config.mode =
+        Mode::parse(&args.mode).with_context(|| format!("unknown mode `{}`", args.mode))?;
     config.indicators = kind
         .required_indicators()
         .iter()
@@ -105,10 +108,10 @@ pub(crate) fn backtest(args: BacktestArgs) -> Result<()> {
         write_trades(path, &trades)?;
     }
     let mut metrics = serde_json::to_value(&metrics)?;
-    if !args.with_curve {
-        if let Some(m) = metrics.as_object_mut() {
-            m.remove("equity_curve");
-        }
+    if !args.with_curve
+        && let Some(m) = metrics.as_object_mut()
+    {
+        m.remove("equity_curve");
     }
     let out = json!({
         "agent": args.agent,
@@ -137,10 +140,23 @@ fn opt(v: Option<f64>) -> String {
 }
 
 fn write_trades(path: &PathBuf, trades: &[Trade]) -> Result<()> {
-    let mut w = csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
+    let mut w =
+        csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
     w.write_record([
-        "trade_no", "side", "entry_time", "entry_price", "exit_time", "exit_price", "quantity",
-        "leverage", "stop_loss", "take_profit", "pnl", "pnl_pct", "fees", "exit_type",
+        "trade_no",
+        "side",
+        "entry_time",
+        "entry_price",
+        "exit_time",
+        "exit_price",
+        "quantity",
+        "leverage",
+        "stop_loss",
+        "take_profit",
+        "pnl",
+        "pnl_pct",
+        "fees",
+        "exit_type",
     ])?;
     for t in trades {
         w.write_record([

@@ -16,17 +16,33 @@ fn the_documented_sma_cross_backtest_prints_its_documented_metrics_and_trades() 
     let trades = std::env::temp_dir().join(format!("alphalab-trades-{}.csv", std::process::id()));
     let csv = format!("{DATA}/BTCUSDT-1h.csv");
     let out = alphalab(&[
-        "backtest", "--csv", &csv, "--agent", "baseline/sma-cross", "--fee-bps", "0",
-        "--slippage-bps", "0", "--trades-out", trades.to_str().unwrap(),
+        "backtest",
+        "--csv",
+        &csv,
+        "--agent",
+        "baseline/sma-cross",
+        "--fee-bps",
+        "0",
+        "--slippage-bps",
+        "0",
+        "--trades-out",
+        trades.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let expected = include_str!("expected/backtest-btcusdt-1h-sma-cross.json");
     assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
 
     let metrics: serde_json::Value = serde_json::from_str(expected).unwrap();
     let mut reader = csv::Reader::from_path(&trades).unwrap();
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
-    assert_eq!(rows.len() as u64, metrics["metrics"]["total_trades"].as_u64().unwrap());
+    assert_eq!(
+        rows.len() as u64,
+        metrics["metrics"]["total_trades"].as_u64().unwrap()
+    );
     let pnl: f64 = rows.iter().map(|r| r[10].parse::<f64>().unwrap()).sum();
     let final_equity = metrics["metrics"]["final_equity"].as_f64().unwrap();
     assert!((10_000.0 + pnl - final_equity).abs() < 1e-6 * final_equity);
@@ -37,10 +53,20 @@ fn the_documented_sma_cross_backtest_prints_its_documented_metrics_and_trades() 
 fn fees_slippage_and_options_change_the_result() {
     let csv = format!("{DATA}/ETHUSDT-1d.csv");
     let run = |extra: &[&str]| -> serde_json::Value {
-        let mut args = vec!["backtest", "--csv", &csv, "--agent", "baseline/rsi-reversion"];
+        let mut args = vec![
+            "backtest",
+            "--csv",
+            &csv,
+            "--agent",
+            "baseline/rsi-reversion",
+        ];
         args.extend_from_slice(extra);
         let out = alphalab(&args);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).unwrap()
     };
     let free = run(&["--fee-bps", "0", "--slippage-bps", "0"]);
@@ -54,7 +80,14 @@ fn fees_slippage_and_options_change_the_result() {
     let monk = run(&["--mode", "monk", "--safety", "--capital", "5000"]);
     assert_eq!(monk["metrics"]["initial_capital"], 5000.0);
     let hold = {
-        let out = alphalab(&["backtest", "--csv", &csv, "--agent", "baseline/buy-and-hold", "--with-curve"]);
+        let out = alphalab(&[
+            "backtest",
+            "--csv",
+            &csv,
+            "--agent",
+            "baseline/buy-and-hold",
+            "--with-curve",
+        ]);
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
     assert_eq!(hold["metrics"]["total_trades"], 1);
@@ -65,11 +98,26 @@ fn fees_slippage_and_options_change_the_result() {
 fn bad_arguments_fail_with_a_clear_message() {
     let csv = format!("{DATA}/BTCUSDT-1d.csv");
     for (args, message) in [
-        (vec!["backtest", "--csv", &csv, "--agent", "openai/gpt-4o"], "offline backtests run the baselines"),
-        (vec!["backtest", "--csv", "/nonexistent.csv"], "reading /nonexistent.csv"),
-        (vec!["backtest", "--csv", &csv, "--leverage", "9"], "max leverage must be between 1 and 5"),
-        (vec!["backtest", "--csv", &csv, "--mode", "zen"], "unknown mode"),
-        (vec!["indicators", "--csv", &csv, "--indicators", "vwap"], "valid: rsi, rsi_N, macd"),
+        (
+            vec!["backtest", "--csv", &csv, "--agent", "openai/gpt-4o"],
+            "offline backtests run the baselines",
+        ),
+        (
+            vec!["backtest", "--csv", "/nonexistent.csv"],
+            "reading /nonexistent.csv",
+        ),
+        (
+            vec!["backtest", "--csv", &csv, "--leverage", "9"],
+            "max leverage must be between 1 and 5",
+        ),
+        (
+            vec!["backtest", "--csv", &csv, "--mode", "zen"],
+            "unknown mode",
+        ),
+        (
+            vec!["indicators", "--csv", &csv, "--indicators", "vwap"],
+            "valid: rsi, rsi_N, macd",
+        ),
     ] {
         let out = alphalab(&args);
         assert!(!out.status.success(), "{args:?}");
@@ -81,7 +129,13 @@ fn bad_arguments_fail_with_a_clear_message() {
 #[test]
 fn indicators_writes_a_column_per_output_matching_ta_lib() {
     let csv = format!("{DATA}/BTCUSDT-1d.csv");
-    let out = alphalab(&["indicators", "--csv", &csv, "--indicators", "rsi_14,macd,stoch"]);
+    let out = alphalab(&[
+        "indicators",
+        "--csv",
+        &csv,
+        "--indicators",
+        "rsi_14,macd,stoch",
+    ]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     let mut lines = text.lines();

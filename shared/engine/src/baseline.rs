@@ -100,7 +100,13 @@ impl Baseline {
         match self.kind {
             Kind::BuyAndHold => {
                 if side.is_none() && ctx.trades_opened() == 0 {
-                    say(Action::Long, "Buying at {} and holding to the end", close, 0.0, 100)
+                    say(
+                        Action::Long,
+                        "Buying at {} and holding to the end",
+                        close,
+                        0.0,
+                        100,
+                    )
                 } else {
                     say(Action::Hold, "Holding; the price is {}", close, 0.0, 100)
                 }
@@ -108,7 +114,13 @@ impl Baseline {
             Kind::SmaCross => {
                 let [f, s] = self.inputs;
                 let (Some(fast), Some(slow)) = (values[f], values[s]) else {
-                    return say(Action::Hold, "Waiting for SMA10 and SMA30 to warm up", 0.0, 0.0, 0);
+                    return say(
+                        Action::Hold,
+                        "Waiting for SMA10 and SMA30 to warm up",
+                        0.0,
+                        0.0,
+                        0,
+                    );
                 };
                 let was_above = previous[f].zip(previous[s]).map(|(pf, ps)| pf > ps);
                 let above = fast > slow;

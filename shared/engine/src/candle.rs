@@ -77,7 +77,10 @@ pub fn parse_csv(text: &str) -> Result<Vec<Candle>, CsvError> {
             .parse()
             .map_err(|_| row(format!("time `{}` is not an integer", fields[0])))?;
         let mut v = [0.0; 5];
-        for (k, name) in ["open", "high", "low", "close", "volume"].iter().enumerate() {
+        for (k, name) in ["open", "high", "low", "close", "volume"]
+            .iter()
+            .enumerate()
+        {
             v[k] = fields[k + 1]
                 .parse::<f64>()
                 .ok()
@@ -98,10 +101,10 @@ pub fn parse_csv(text: &str) -> Result<Vec<Candle>, CsvError> {
         {
             return Err(row("inconsistent candle (low/high/volume)".into()));
         }
-        if let Some(last) = candles.last() {
-            if time <= last.time {
-                return Err(row("times must increase strictly".into()));
-            }
+        if let Some(last) = candles.last()
+            && time <= last.time
+        {
+            return Err(row("times must increase strictly".into()));
         }
         candles.push(candle);
     }
@@ -127,6 +130,9 @@ mod tests {
         assert!(matches!(parse_csv("a,b\n"), Err(CsvError::Header(_))));
         let inconsistent = "time,open,high,low,close,volume\n1,10,9,9,11,5\n";
         assert!(parse_csv(inconsistent).is_err());
-        assert_eq!(parse_csv("time,open,high,low,close,volume\n"), Err(CsvError::Empty));
+        assert_eq!(
+            parse_csv("time,open,high,low,close,volume\n"),
+            Err(CsvError::Empty)
+        );
     }
 }

@@ -146,7 +146,12 @@ impl Decision {
     }
 
     pub fn hold(reasoning: impl Into<String>) -> Self {
-        Self::new(Action::Hold, Reasoning::Text(reasoning.into()), 0, Order::default())
+        Self::new(
+            Action::Hold,
+            Reasoning::Text(reasoning.into()),
+            0,
+            Order::default(),
+        )
     }
 
     fn unusable(raw: &str, error: String) -> Self {
@@ -277,8 +282,7 @@ fn normalize_key(key: &str) -> String {
 }
 
 fn is_fractional_text(v: &Value) -> bool {
-    matches!(v, Value::String(s) if s.contains('.'))
-        || matches!(v, Value::Number(n) if n.is_f64())
+    matches!(v, Value::String(s) if s.contains('.')) || matches!(v, Value::Number(n) if n.is_f64())
 }
 
 /// A number from a JSON number or a string such as "2", "2.5%", " 3x ".
@@ -303,10 +307,10 @@ fn find_json_object(text: &str) -> Option<Map<String, Value>> {
     // bounded: at most this many candidate objects are tried
     for _ in 0..64 {
         let open = start + text.get(start..)?.find('{')?;
-        if let Some(end) = matching_brace(bytes, open) {
-            if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&text[open..=end]) {
-                return Some(map);
-            }
+        if let Some(end) = matching_brace(bytes, open)
+            && let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&text[open..=end])
+        {
+            return Some(map);
         }
         start = open + 1;
     }
@@ -382,7 +386,9 @@ mod tests {
 
     #[test]
     fn out_of_range_values_are_clamped_and_noted() {
-        let d = parse(r#"{"action":"long","confidence":150,"leverage":20,"stop_loss_pct":0.01,"size":80}"#);
+        let d = parse(
+            r#"{"action":"long","confidence":150,"leverage":20,"stop_loss_pct":0.01,"size":80}"#,
+        );
         assert_eq!(d.confidence, 100);
         assert_eq!(d.order.leverage, Some(5));
         assert_eq!(d.order.stop_loss_pct, Some(rules::MIN_STOP_PCT));
@@ -392,7 +398,13 @@ mod tests {
 
     #[test]
     fn unusable_replies_hold_and_keep_the_raw_text() {
-        for raw in ["", "I think we should buy", "{\"action\": \"moon\"}", "{\"confidence\": 3}", "{{{{"] {
+        for raw in [
+            "",
+            "I think we should buy",
+            "{\"action\": \"moon\"}",
+            "{\"confidence\": 3}",
+            "{{{{",
+        ] {
             let d = parse(raw);
             assert_eq!(d.action, Action::Hold, "{raw}");
             assert!(d.error.is_some(), "{raw}");

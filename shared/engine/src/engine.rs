@@ -270,7 +270,13 @@ impl Engine {
             time: candle.time,
             reason,
         };
-        let values = [candle.open, candle.high, candle.low, candle.close, candle.volume];
+        let values = [
+            candle.open,
+            candle.high,
+            candle.low,
+            candle.close,
+            candle.volume,
+        ];
         if values.iter().any(|v| !v.is_finite()) {
             return Err(invalid("non-finite value"));
         }
@@ -335,9 +341,11 @@ impl Engine {
         if let Some(side) = side {
             match self.position.as_ref().map(|p| p.side) {
                 Some(current) if current == side => {
-                    applied
-                        .notes
-                        .push(format!("{} ignored: already {}", side.as_str(), side.as_str()));
+                    applied.notes.push(format!(
+                        "{} ignored: already {}",
+                        side.as_str(),
+                        side.as_str()
+                    ));
                 }
                 Some(_) => {
                     applied.closed = self.close(&candle, candle.close, ExitType::Signal);
@@ -497,16 +505,15 @@ impl Engine {
         notes: &mut Vec<String>,
     ) -> Option<Position> {
         let mode = self.config.mode;
-        if mode == Mode::Monk {
-            if let Some(last) = self.last_open_time {
-                if c.time < last + rules::MONK_COOLDOWN_MS {
-                    notes.push(format!(
-                        "{} refused: monk mode opens at most one trade per 4 hours",
-                        side.as_str()
-                    ));
-                    return None;
-                }
-            }
+        if mode == Mode::Monk
+            && let Some(last) = self.last_open_time
+            && c.time < last + rules::MONK_COOLDOWN_MS
+        {
+            notes.push(format!(
+                "{} refused: monk mode opens at most one trade per 4 hours",
+                side.as_str()
+            ));
+            return None;
         }
         let mut stop_pct = order.stop_loss_pct;
         if stop_pct.is_none() && self.config.safety {
@@ -517,10 +524,21 @@ impl Engine {
             ));
         }
         if mode == Mode::Monk && stop_pct.is_none() {
-            notes.push(format!("{} refused: monk mode requires a stop-loss", side.as_str()));
+            notes.push(format!(
+                "{} refused: monk mode requires a stop-loss",
+                side.as_str()
+            ));
             return None;
         }
-        let stop_pct = stop_pct.map(|s| clamp_noted(s, rules::MIN_STOP_PCT, rules::MAX_STOP_PCT, "stop_loss_pct", notes));
+        let stop_pct = stop_pct.map(|s| {
+            clamp_noted(
+                s,
+                rules::MIN_STOP_PCT,
+                rules::MAX_STOP_PCT,
+                "stop_loss_pct",
+                notes,
+            )
+        });
         let tp_pct = order.take_profit_pct.map(|t| {
             clamp_noted(
                 t,
@@ -566,13 +584,16 @@ impl Engine {
                 margin.min(max_margin)
             }
         };
-        if self.config.safety {
-            if let Some(stop) = stop_pct {
-                let cap = rules::SAFETY_MAX_LOSS_FRACTION * equity / (stop / 100.0) / lev;
-                if margin > cap {
-                    notes.push("safety mode: size reduced so the loss at the stop is at most 2% of equity".into());
-                    margin = cap;
-                }
+        if self.config.safety
+            && let Some(stop) = stop_pct
+        {
+            let cap = rules::SAFETY_MAX_LOSS_FRACTION * equity / (stop / 100.0) / lev;
+            if margin > cap {
+                notes.push(
+                    "safety mode: size reduced so the loss at the stop is at most 2% of equity"
+                        .into(),
+                );
+                margin = cap;
             }
         }
         if !(margin.is_finite() && margin > 0.0 && equity > 0.0) {

@@ -44,7 +44,7 @@ struct Curve {
 
 impl Curve {
     fn push(&mut self, point: EquityPoint) {
-        if self.seen % self.stride == 0 {
+        if self.seen.is_multiple_of(self.stride) {
             self.points.push(point);
             if self.points.len() > MAX_CURVE_POINTS {
                 let mut i = 0;

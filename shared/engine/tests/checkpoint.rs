@@ -10,7 +10,8 @@ use proptest::prelude::*;
 
 fn config(kind: Kind, variant: u8) -> EngineConfig {
     let mut c = EngineConfig::new("BTCUSDT", Timeframe::H1);
-    c.indicators.extend(kind.required_indicators().iter().map(|s| s.to_string()));
+    c.indicators
+        .extend(kind.required_indicators().iter().map(|s| s.to_string()));
     c.indicators.push("adx".into());
     c.indicators.push("obv".into());
     match variant {
@@ -79,7 +80,9 @@ fn a_checkpoint_is_small() {
     let mut engine = Engine::new(config(Kind::SmaCross, 0)).unwrap();
     for c in candles {
         let ctx = engine.observe(*c).unwrap();
-        let d = Baseline::new(Kind::SmaCross, ctx.indicators()).unwrap().decide(&ctx);
+        let d = Baseline::new(Kind::SmaCross, ctx.indicators())
+            .unwrap()
+            .decide(&ctx);
         engine.apply(&d).unwrap();
     }
     let size = serde_json::to_string(&engine).unwrap().len();

@@ -34,7 +34,9 @@ fn fees_and_slippage_are_paid_on_every_fill() {
     let data = btc_1h();
     let (a, b) = (data[100], data[101]);
     let mut engine = Engine::new(config()).unwrap();
-    let opened = open_at(&mut engine, a, Action::Long, Order::default()).opened.unwrap();
+    let opened = open_at(&mut engine, a, Action::Long, Order::default())
+        .opened
+        .unwrap();
     let (fee, slip) = (0.001, 0.0005);
     assert!(close_enough(opened.entry_price, a.close * (1.0 + slip)));
     let notional = opened.quantity * opened.entry_price;
@@ -61,7 +63,9 @@ fn fees_and_slippage_are_paid_on_every_fill() {
 
     // a short pays slippage the other way
     let mut engine = Engine::new(config()).unwrap();
-    let short = open_at(&mut engine, a, Action::Short, Order::default()).opened.unwrap();
+    let short = open_at(&mut engine, a, Action::Short, Order::default())
+        .opened
+        .unwrap();
     assert!(close_enough(short.entry_price, a.close * (1.0 - slip)));
 }
 
@@ -72,7 +76,9 @@ fn zero_fees_and_slippage_fill_at_the_close() {
     cfg.fee_bps = 0.0;
     cfg.slippage_bps = 0.0;
     let mut engine = Engine::new(cfg).unwrap();
-    let p = open_at(&mut engine, data[5], Action::Long, Order::default()).opened.unwrap();
+    let p = open_at(&mut engine, data[5], Action::Long, Order::default())
+        .opened
+        .unwrap();
     assert_eq!(p.entry_price, data[5].close);
     assert_eq!(p.entry_fee, 0.0);
 }
@@ -82,7 +88,9 @@ fn find_wide_candle(data: &[Candle], from: usize) -> usize {
     (from..data.len() - 1)
         .find(|&i| {
             let (prev, next) = (data[i].close, data[i + 1]);
-            next.high > prev * 1.01 && next.low < prev * 0.99 && (next.open - prev).abs() < prev * 0.001
+            next.high > prev * 1.01
+                && next.low < prev * 0.99
+                && (next.open - prev).abs() < prev * 0.001
         })
         .expect("a candle moving more than 1% both ways")
 }
@@ -102,7 +110,10 @@ fn stop_loss_is_taken_first_when_both_levels_are_touched_in_one_candle() {
         let trade = hold(&mut engine, data[i + 1]).expect("the candle closes the trade");
         assert_eq!(trade.exit_type, ExitType::StopLoss, "{side:?}");
         let sign = if p.side == Side::Long { 1.0 } else { -1.0 };
-        assert!(close_enough(trade.exit_price, p.stop_loss.unwrap() * (1.0 - sign * 0.0005)));
+        assert!(close_enough(
+            trade.exit_price,
+            p.stop_loss.unwrap() * (1.0 - sign * 0.0005)
+        ));
         assert!(trade.pnl < 0.0);
     }
 }
@@ -111,7 +122,9 @@ fn stop_loss_is_taken_first_when_both_levels_are_touched_in_one_candle() {
 fn take_profit_fills_at_its_level_when_only_it_is_touched() {
     let data = btc_1h();
     let i = (1000..data.len() - 1)
-        .find(|&i| data[i + 1].high > data[i].close * 1.01 && data[i + 1].low > data[i].close * 0.995)
+        .find(|&i| {
+            data[i + 1].high > data[i].close * 1.01 && data[i + 1].low > data[i].close * 0.995
+        })
         .unwrap();
     let mut engine = Engine::new(config()).unwrap();
     let order = Order {
@@ -119,10 +132,15 @@ fn take_profit_fills_at_its_level_when_only_it_is_touched() {
         take_profit_pct: Some(0.8),
         ..Order::default()
     };
-    let p = open_at(&mut engine, data[i], Action::Long, order).opened.unwrap();
+    let p = open_at(&mut engine, data[i], Action::Long, order)
+        .opened
+        .unwrap();
     let trade = hold(&mut engine, data[i + 1]).unwrap();
     assert_eq!(trade.exit_type, ExitType::TakeProfit);
-    assert!(close_enough(trade.exit_price, p.take_profit.unwrap() * (1.0 - 0.0005)));
+    assert!(close_enough(
+        trade.exit_price,
+        p.take_profit.unwrap() * (1.0 - 0.0005)
+    ));
 }
 
 #[test]
@@ -140,7 +158,10 @@ fn a_gap_through_the_stop_fills_at_the_open() {
     open_at(&mut engine, data[i], Action::Long, order);
     let trade = hold(&mut engine, data[i + 1]).unwrap();
     assert_eq!(trade.exit_type, ExitType::StopLoss);
-    assert!(close_enough(trade.exit_price, data[i + 1].open * (1.0 - 0.0005)));
+    assert!(close_enough(
+        trade.exit_price,
+        data[i + 1].open * (1.0 - 0.0005)
+    ));
 
     // and a gap through the target fills at the (better) open too
     let j = (0..data.len() - 1)
@@ -154,14 +175,20 @@ fn a_gap_through_the_stop_fills_at_the_open() {
     open_at(&mut engine, data[j], Action::Long, order);
     let trade = hold(&mut engine, data[j + 1]).unwrap();
     assert_eq!(trade.exit_type, ExitType::TakeProfit);
-    assert!(close_enough(trade.exit_price, data[j + 1].open * (1.0 - 0.0005)));
+    assert!(close_enough(
+        trade.exit_price,
+        data[j + 1].open * (1.0 - 0.0005)
+    ));
 }
 
 #[test]
 fn a_5x_long_into_the_march_2020_crash_is_liquidated_losing_its_margin() {
     let data = btc_1h();
     // 2020-03-12 00:00 UTC
-    let start = data.iter().position(|c| c.time == 1_583_971_200_000).unwrap();
+    let start = data
+        .iter()
+        .position(|c| c.time == 1_583_971_200_000)
+        .unwrap();
     let mut cfg = config();
     cfg.max_leverage = 5;
     let mut engine = Engine::new(cfg).unwrap();
@@ -170,9 +197,14 @@ fn a_5x_long_into_the_march_2020_crash_is_liquidated_losing_its_margin() {
         size: Some(0.5),
         ..Order::default()
     };
-    let p = open_at(&mut engine, data[start], Action::Long, order).opened.unwrap();
+    let p = open_at(&mut engine, data[start], Action::Long, order)
+        .opened
+        .unwrap();
     assert_eq!(p.leverage, 5);
-    assert!(close_enough(p.liquidation_price, p.entry_price * (1.0 - 0.2 + 0.005)));
+    assert!(close_enough(
+        p.liquidation_price,
+        p.entry_price * (1.0 - 0.2 + 0.005)
+    ));
     let trade = data[start + 1..start + 48]
         .iter()
         .find_map(|c| hold(&mut engine, *c))
@@ -183,7 +215,10 @@ fn a_5x_long_into_the_march_2020_crash_is_liquidated_losing_its_margin() {
     assert!(close_enough(trade.pnl, -p.margin - trade.fees));
     let (_, metrics) = engine.finish().unwrap();
     assert!(metrics.final_equity > 0.0);
-    assert!(close_enough(metrics.final_equity, 10_000.0 - p.margin - trade.fees));
+    assert!(close_enough(
+        metrics.final_equity,
+        10_000.0 - p.margin - trade.fees
+    ));
 }
 
 #[test]
@@ -195,22 +230,35 @@ fn monk_risks_one_percent_at_the_stop_needs_a_stop_and_waits_four_hours() {
 
     let refused = open_at(&mut engine, data[10], Action::Long, Order::default());
     assert_eq!(refused.action, Some(Action::Hold));
-    assert!(refused.notes[0].contains("requires a stop-loss"), "{:?}", refused.notes);
+    assert!(
+        refused.notes[0].contains("requires a stop-loss"),
+        "{:?}",
+        refused.notes
+    );
 
     engine.observe(data[11]).unwrap();
     let stop = Order {
         stop_loss_pct: Some(2.0),
         ..Order::default()
     };
-    let p = engine.apply_order(Action::Long, &stop).unwrap().opened.unwrap();
+    let p = engine
+        .apply_order(Action::Long, &stop)
+        .unwrap()
+        .opened
+        .unwrap();
     // 1% of equity at a 2% stop: a notional of half the equity
-    assert!(close_enough(p.quantity * p.entry_price, 0.01 * 10_000.0 / 0.02));
+    assert!(close_enough(
+        p.quantity * p.entry_price,
+        0.01 * 10_000.0 / 0.02
+    ));
     engine.observe(data[12]).unwrap();
-    engine.apply_order(Action::Close, &Order::default()).unwrap();
+    engine
+        .apply_order(Action::Close, &Order::default())
+        .unwrap();
 
     // one trade per 4 hours of candle time: refused at +2 h and +3 h, allowed at +4 h
-    for k in 13..=14 {
-        engine.observe(data[k]).unwrap();
+    for (k, candle) in data.iter().enumerate().take(15).skip(13) {
+        engine.observe(*candle).unwrap();
         let applied = engine.apply_order(Action::Short, &stop).unwrap();
         assert_eq!(applied.action, Some(Action::Hold), "candle {k}");
         assert!(applied.notes[0].contains("one trade per 4 hours"));
@@ -230,7 +278,12 @@ fn safety_mode_forces_a_stop_and_caps_the_loss_at_the_stop_to_two_percent() {
     let applied = open_at(&mut engine, data[200], Action::Long, Order::default());
     let p = applied.opened.unwrap();
     assert!(close_enough(p.stop_loss.unwrap(), p.entry_price * 0.98));
-    assert!(applied.notes.iter().any(|n| n.contains("stop-loss set to 2%")));
+    assert!(
+        applied
+            .notes
+            .iter()
+            .any(|n| n.contains("stop-loss set to 2%"))
+    );
 
     // a 5% stop on all of the equity would risk 5%: the size is cut to risk 2%
     let mut engine = Engine::new(cfg).unwrap();
@@ -238,7 +291,9 @@ fn safety_mode_forces_a_stop_and_caps_the_loss_at_the_stop_to_two_percent() {
         stop_loss_pct: Some(5.0),
         ..Order::default()
     };
-    let p = open_at(&mut engine, data[200], Action::Long, order).opened.unwrap();
+    let p = open_at(&mut engine, data[200], Action::Long, order)
+        .opened
+        .unwrap();
     let loss_at_stop = (p.entry_price - p.stop_loss.unwrap()) * p.quantity;
     assert!(close_enough(loss_at_stop, 0.02 * 10_000.0));
 }
@@ -294,11 +349,17 @@ fn the_session_end_closes_the_position_at_the_last_close_without_changing_equity
     let (closed, metrics) = engine.finish().unwrap();
     let closed = closed.unwrap();
     assert_eq!(closed.exit_type, ExitType::SessionEnd);
-    assert!(close_enough(closed.exit_price, data[599].close * (1.0 - 0.0005)));
+    assert!(close_enough(
+        closed.exit_price,
+        data[599].close * (1.0 - 0.0005)
+    ));
     assert_eq!(metrics.final_equity, marked);
     assert_eq!(metrics.equity_curve.last().unwrap().equity, marked);
     assert_eq!(metrics.total_trades, 1);
-    assert!(engine.observe(data[600]).is_err(), "a finished session takes no candle");
+    assert!(
+        engine.observe(data[600]).is_err(),
+        "a finished session takes no candle"
+    );
 }
 
 #[test]
@@ -316,5 +377,10 @@ fn bad_candles_and_bad_configs_are_errors_not_panics() {
     assert!(Engine::new(cfg).is_err());
     let mut cfg = config();
     cfg.indicators = vec!["vwap".into()];
-    assert!(Engine::new(cfg).unwrap_err().to_string().contains("valid: rsi"));
+    assert!(
+        Engine::new(cfg)
+            .unwrap_err()
+            .to_string()
+            .contains("valid: rsi")
+    );
 }

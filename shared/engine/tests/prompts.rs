@@ -19,7 +19,10 @@ fn check(name: &str, actual: &str) {
     }
     let expected = std::fs::read_to_string(&path)
         .unwrap_or_else(|_| panic!("missing snapshot {path}: run with UPDATE_SNAPSHOTS=1"));
-    assert_eq!(actual, expected, "snapshot {name} differs (UPDATE_SNAPSHOTS=1 to accept)");
+    assert_eq!(
+        actual, expected,
+        "snapshot {name} differs (UPDATE_SNAPSHOTS=1 to accept)"
+    );
 }
 
 fn config(mode: Mode) -> EngineConfig {
@@ -69,10 +72,11 @@ fn monk_prompts_hide_dates_symbol_and_prices() {
         assert!(!text.contains("2021"), "{text}");
     }
     // no absolute price of that period (tens of thousands) appears in the candle prompt
-    assert!(!candle.split_whitespace().any(|w| w
-        .trim_matches(|c: char| !c.is_ascii_digit() && c != '.')
-        .parse::<f64>()
-        .is_ok_and(|x| (30_000.0..70_000.0).contains(&x))));
+    assert!(!candle.split_whitespace().any(|w| {
+        w.trim_matches(|c: char| !c.is_ascii_digit() && c != '.')
+            .parse::<f64>()
+            .is_ok_and(|x| (30_000.0..70_000.0).contains(&x))
+    }));
     check("system_monk", &system);
     check("candle_monk", &candle);
 }

@@ -128,7 +128,10 @@ impl Indicator {
             ),
             "stoch" => (
                 Self::Stoch(Stoch::new(14, 3, 3)?),
-                vec![("stoch_k".into(), Oscillator), ("stoch_d".into(), Oscillator)],
+                vec![
+                    ("stoch_k".into(), Oscillator),
+                    ("stoch_d".into(), Oscillator),
+                ],
             ),
             "volume" => (
                 Self::Volume(volume::Volume::new(20)?),
@@ -304,20 +307,36 @@ mod tests {
 
     #[test]
     fn names_resolve_and_unknown_names_list_the_valid_ones() {
-        let set = IndicatorSet::new(&["RSI", "rsi_14", "macd", "bollinger", "bb", "ema_9"]).unwrap();
+        let set =
+            IndicatorSet::new(&["RSI", "rsi_14", "macd", "bollinger", "bb", "ema_9"]).unwrap();
         assert_eq!(
             set.names(),
-            ["rsi_14", "macd", "macd_signal", "macd_histogram", "bb_upper", "bb_middle", "bb_lower", "ema_9"]
+            [
+                "rsi_14",
+                "macd",
+                "macd_signal",
+                "macd_histogram",
+                "bb_upper",
+                "bb_middle",
+                "bb_lower",
+                "ema_9"
+            ]
         );
-        for bad in ["vwap", "rsi_0", "rsi_1", "ema_", "sma_501", "sma_x", "ema_09", ""] {
+        for bad in [
+            "vwap", "rsi_0", "rsi_1", "ema_", "sma_501", "sma_x", "ema_09", "",
+        ] {
             let err = IndicatorSet::new(&[bad]).unwrap_err();
-            assert!(err.to_string().contains("valid: rsi, rsi_N, macd"), "{bad}: {err}");
+            assert!(
+                err.to_string().contains("valid: rsi, rsi_N, macd"),
+                "{bad}: {err}"
+            );
         }
     }
 
     #[test]
     fn a_flat_series_gives_tal_libs_zero_range_answers() {
-        let mut set = IndicatorSet::new(&["rsi", "stoch", "adx", "atr", "bb", "sma_1", "ema_1"]).unwrap();
+        let mut set =
+            IndicatorSet::new(&["rsi", "stoch", "adx", "atr", "bb", "sma_1", "ema_1"]).unwrap();
         for i in 0..60 {
             set.update(&candle(i, 100.0));
         }

@@ -34,6 +34,7 @@ impl Rsi {
         let prev = self.prev_close.replace(close)?;
         let diff = close - prev;
         let n = self.period as f64;
+        let inverse = 1.0 / n;
         if self.changes < self.period {
             if diff < 0.0 {
                 self.loss -= diff;
@@ -44,18 +45,17 @@ impl Rsi {
             if self.changes < self.period {
                 return None;
             }
-            self.loss /= n;
-            self.gain /= n;
+            self.loss *= inverse;
+            self.gain *= inverse;
         } else {
-            self.loss *= n - 1.0;
-            self.gain *= n - 1.0;
-            if diff < 0.0 {
-                self.loss -= diff;
+            // (S * (n - 1) + x) / n, the division as a multiplication by 1 / n (within an ulp)
+            let (gain, loss) = if diff < 0.0 {
+                (0.0, -diff)
             } else {
-                self.gain += diff;
-            }
-            self.loss /= n;
-            self.gain /= n;
+                (diff, 0.0)
+            };
+            self.loss = (self.loss * (n - 1.0) + loss) * inverse;
+            self.gain = (self.gain * (n - 1.0) + gain) * inverse;
         }
         let total = self.gain + self.loss;
         Some(if super::is_zero(total) {

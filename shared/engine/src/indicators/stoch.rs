@@ -1,73 +1,162 @@
 //! Slow stochastic as TA-Lib's STOCH(k, slow_k SMA, slow_d SMA) computes it.
 //!
 //! `%K_fast = 100 * (close - lowest low(k)) / (highest high(k) - lowest low(k))`, and 0 when the
-//! range is zero (TA-Lib's rule; `ta`'s fast stochastic answers 50 there, which is why this one is
-//! ours). `%K = SMA(slow_k)` of `%K_fast`, `%D = SMA(slow_d)` of `%K`. First defined at index
-//! `k + slow_k + slow_d - 3` (17 for 14, 3, 3). The highest high and lowest low come from
-//! monotonic queues: O(1) amortised per candle.
-
-use std::collections::VecDeque;
+//! range is zero (TA-Lib's rule; `ta`'s fast stochastic answers 50 there and keeps `-inf` in its
+//! state, which is why this one is ours). `%K = SMA(slow_k)` of `%K_fast`, `%D = SMA(slow_d)` of
+//! `%K`. First defined at index `k + slow_k + slow_d - 3` (17 for 14, 3, 3).
+//!
+//! The highest high and lowest low are tracked as TA-Lib does: the extreme's position is kept and
+//! the window (a ring buffer) is rescanned only when a new value beats it or it leaves the window,
+//! which is O(1) amortised per candle.
 
 use serde::{Deserialize, Serialize};
 
-use super::sma::Sma;
 use crate::Candle;
+
+/// A short running mean (the %K and %D smoothing): the sum of a ring of `n` values times `1 / n`.
+/// Multiplying by the reciprocal instead of dividing keeps the divider out of the hot loop; the
+/// result differs from a division by at most an ulp.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Smooth {
+    values: Vec<f64>,
+    head: usize,
+    sum: f64,
+    inverse: f64,
+}
+
+impl Smooth {
+    fn new(n: usize) -> Self {
+        Self {
+            values: Vec::with_capacity(n),
+            head: 0,
+            sum: 0.0,
+            inverse: 1.0 / n as f64,
+        }
+    }
+
+    fn period(&self) -> usize {
+        self.values.capacity()
+    }
+
+    #[inline]
+    fn next(&mut self, x: f64) -> Option<f64> {
+        let n = self.values.capacity();
+        if self.values.len() < n {
+            self.values.push(x);
+            self.sum += x;
+            return (self.values.len() == n).then_some(self.sum * self.inverse);
+        }
+        self.sum += x - self.values[self.head];
+        self.values[self.head] = x;
+        self.head = if self.head + 1 == n { 0 } else { self.head + 1 };
+        Some(self.sum * self.inverse)
+    }
+}
+
+/// The extreme of a sliding window of `period` values, kept in a ring buffer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Extreme {
+    values: Vec<f64>,
+    /// Slot the next value goes to (after the window is full: the oldest value's slot).
+    head: usize,
+    /// Slot of the current extreme.
+    at: usize,
+    highest: bool,
+}
+
+impl Extreme {
+    fn new(period: usize, highest: bool) -> Self {
+        Self {
+            values: Vec::with_capacity(period),
+            head: 0,
+            at: 0,
+            highest,
+        }
+    }
+
+    #[inline]
+    fn beats(&self, a: f64, b: f64) -> bool {
+        if self.highest { a >= b } else { a <= b }
+    }
+
+    /// Adds a value and returns the window's extreme.
+    #[inline]
+    fn push(&mut self, x: f64, period: usize) -> f64 {
+        let slot = self.head;
+        self.head = if slot + 1 == period { 0 } else { slot + 1 };
+        if self.values.is_empty() {
+            self.values.push(x);
+            self.at = slot;
+            return x;
+        }
+        let full = self.values.len() == period;
+        // the value leaving the window is the extreme: its slot is about to be overwritten
+        let expired = full && self.at == slot;
+        let current = self.values[self.at];
+        if full {
+            self.values[slot] = x;
+        } else {
+            self.values.push(x);
+        }
+        if !expired {
+            if self.beats(x, current) {
+                self.at = slot;
+            }
+        } else {
+            // rescan the window from its oldest value (at `head`) to the newest
+            let mut j = self.head;
+            let mut best_at = j;
+            for _ in 0..period {
+                if self.beats(self.values[j], self.values[best_at]) {
+                    best_at = j;
+                }
+                j = if j + 1 == period { 0 } else { j + 1 };
+            }
+            self.at = best_at;
+        }
+        self.values[self.at]
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Stoch {
     k_period: usize,
     index: u64,
-    /// (index, high), highs decreasing: the front is the window's highest high.
-    highs: VecDeque<(u64, f64)>,
-    /// (index, low), lows increasing: the front is the window's lowest low.
-    lows: VecDeque<(u64, f64)>,
-    slow_k: Sma,
-    slow_d: Sma,
+    highs: Extreme,
+    lows: Extreme,
+    slow_k: Smooth,
+    slow_d: Smooth,
 }
 
 impl Stoch {
     pub fn new(k: usize, slow_k: usize, slow_d: usize) -> Result<Self, super::IndicatorError> {
-        if k == 0 {
-            return Err(super::IndicatorError::Period(format!("STOCH({k})")));
+        if k == 0 || slow_k == 0 || slow_d == 0 {
+            return Err(super::IndicatorError::Period(format!(
+                "STOCH({k}, {slow_k}, {slow_d})"
+            )));
         }
         Ok(Self {
             k_period: k,
             index: 0,
-            highs: VecDeque::with_capacity(k + 1),
-            lows: VecDeque::with_capacity(k + 1),
-            slow_k: Sma::new(slow_k)?,
-            slow_d: Sma::new(slow_d)?,
+            highs: Extreme::new(k, true),
+            lows: Extreme::new(k, false),
+            slow_k: Smooth::new(slow_k),
+            slow_d: Smooth::new(slow_d),
         })
     }
 
     /// (%K, %D)
     #[inline]
     pub fn next(&mut self, c: &Candle) -> Option<(f64, f64)> {
-        let i = self.index;
         self.index += 1;
-        while self.highs.back().is_some_and(|&(_, h)| h <= c.high) {
-            self.highs.pop_back();
-        }
-        self.highs.push_back((i, c.high));
-        while self.lows.back().is_some_and(|&(_, l)| l >= c.low) {
-            self.lows.pop_back();
-        }
-        self.lows.push_back((i, c.low));
-        let oldest = (i + 1).saturating_sub(self.k_period as u64);
-        while self.highs.front().is_some_and(|&(j, _)| j < oldest) {
-            self.highs.pop_front();
-        }
-        while self.lows.front().is_some_and(|&(j, _)| j < oldest) {
-            self.lows.pop_front();
-        }
+        let highest = self.highs.push(c.high, self.k_period);
+        let lowest = self.lows.push(c.low, self.k_period);
         if self.index < self.k_period as u64 {
             return None;
         }
-        let highest = self.highs.front().map_or(c.high, |&(_, h)| h);
-        let lowest = self.lows.front().map_or(c.low, |&(_, l)| l);
-        let diff = (highest - lowest) / 100.0;
-        let fast_k = if diff != 0.0 {
-            (c.close - lowest) / diff
+        let range = highest - lowest;
+        let fast_k = if range != 0.0 {
+            (c.close - lowest) * 100.0 / range
         } else {
             0.0
         };
