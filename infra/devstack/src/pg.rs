@@ -21,8 +21,15 @@ const INSTALL_HINT: &str = "install the PostgreSQL server (Debian: `apt-get inst
 /// The directory holding `initdb` and `pg_ctl`: `$PG_BIN`, else the newest
 /// `/usr/lib/postgresql/<version>/bin`.
 pub fn bin_dir() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("PG_BIN") {
-        let dir = PathBuf::from(dir);
+    find_bin_dir(
+        std::env::var_os("PG_BIN").map(PathBuf::from),
+        Path::new("/usr/lib/postgresql"),
+    )
+}
+
+/// [`bin_dir`] with its inputs given: `pg_bin` as `$PG_BIN`, `root` for `/usr/lib/postgresql`.
+pub fn find_bin_dir(pg_bin: Option<PathBuf>, root: &Path) -> Result<PathBuf> {
+    if let Some(dir) = pg_bin {
         if dir.join("initdb").is_file() && dir.join("pg_ctl").is_file() {
             return Ok(dir);
         }
@@ -31,7 +38,7 @@ pub fn bin_dir() -> Result<PathBuf> {
             dir.display()
         );
     }
-    let mut candidates: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+    let mut candidates: Vec<(u32, PathBuf)> = std::fs::read_dir(root)
         .into_iter()
         .flatten()
         .flatten()

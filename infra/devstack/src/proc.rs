@@ -26,7 +26,7 @@ pub(crate) fn is_root() -> bool {
 }
 
 /// `name` on the PATH, or an error that says how to install it.
-pub(crate) fn which(name: &str, install_hint: &str) -> Result<PathBuf> {
+pub fn which(name: &str, install_hint: &str) -> Result<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))

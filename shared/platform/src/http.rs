@@ -9,7 +9,8 @@ use axum::http::{Request, Response};
 use axum::response::IntoResponse;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -23,7 +24,12 @@ pub fn service(routes: Router<AppState>, state: AppState) -> Router {
             ApiError::BadRequest("method not allowed on this route".into())
         })
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TraceLayer::new_for_http().make_span_with(make_span))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(make_span)
+                // one access line per request, inside its span (request id, user id, status)
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)

@@ -4,15 +4,35 @@
 //! never put in a log field.
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
 use crate::config::LogFormat;
 
 /// Installs the global subscriber once; later calls do nothing. `RUST_LOG` overrides the level.
+/// JSON lines go to stdout (CloudWatch), readable lines to stderr.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,aws_config=warn,hyper=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => init_with_writer(format, std::io::stdout, None),
+        LogFormat::Pretty => init_with_writer(format, std::io::stderr, None),
+    }
+}
+
+/// [`init`] with another destination and, when given, fixed filter directives instead of
+/// `RUST_LOG` (the tests capture the lines).
+pub fn init_with_writer<W>(format: LogFormat, writer: W, directives: Option<&str>)
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    const DEFAULT: &str = "info,sqlx=warn,aws_config=warn,hyper=warn";
+    let filter = match directives {
+        Some(d) => EnvFilter::new(d),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT)),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
     let _ = match format {
+        // Lambda stamps every line itself
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
@@ -20,6 +40,6 @@ pub fn init(format: LogFormat) {
             .with_span_list(false)
             .without_time()
             .try_init(),
-        LogFormat::Pretty => builder.compact().with_writer(std::io::stderr).try_init(),
+        LogFormat::Pretty => builder.compact().try_init(),
     };
 }

@@ -1,0 +1,149 @@
+//! The schema of migrations/, checked on a freshly migrated database.
+
+use alphalab_devstack::pg::TestDatabase;
+use sqlx::PgPool;
+
+async fn pool() -> PgPool {
+    let db = TestDatabase::create().await.expect("test database");
+    PgPool::connect(&db.url).await.unwrap()
+}
+
+const TABLES: [&str; 12] = [
+    "users",
+    "user_settings",
+    "api_keys",
+    "agents",
+    "test_sessions",
+    "trades",
+    "ai_thoughts",
+    "test_results",
+    "certificates",
+    "notifications",
+    "activity_log",
+    "market_data_cache",
+];
+
+#[tokio::test]
+async fn all_twelve_tables_exist_and_every_user_owned_row_cascades() {
+    let pool = pool().await;
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables
+         WHERE table_schema = 'public' AND table_name <> '_sqlx_migrations' ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let mut expected: Vec<String> = TABLES.iter().map(|s| s.to_string()).collect();
+    expected.sort();
+    assert_eq!(tables, expected);
+
+    // every user_id column references users with ON DELETE CASCADE
+    let owned: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT c.relname::text, con.confdeltype::text
+         FROM pg_attribute a
+         JOIN pg_class c ON c.oid = a.attrelid AND c.relkind = 'r'
+         JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'
+         LEFT JOIN pg_constraint con ON con.conrelid = c.oid AND con.contype = 'f'
+              AND a.attnum = ANY (con.conkey) AND con.confrelid = 'users'::regclass
+         WHERE a.attname = 'user_id' AND NOT a.attisdropped ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(owned.len(), 10, "{owned:?}");
+    for (table, action) in owned {
+        assert_eq!(action.as_deref(), Some("c"), "{table}.user_id cascades");
+    }
+}
+
+#[tokio::test]
+async fn the_designs_unique_constraints_and_list_indexes_exist() {
+    let pool = pool().await;
+    let indexes: Vec<String> =
+        sqlx::query_scalar("SELECT indexname::text FROM pg_indexes WHERE schemaname = 'public'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    for name in [
+        "users_clerk_id_key",
+        "api_keys_one_default_per_user",
+        "agents_user_id_name_key",
+        "ai_thoughts_session_candle_key",
+        "test_results_session_key",
+        "certificates_result_key",
+        "certificates_verification_code_key",
+        "market_data_cache_pkey",
+        "agents_user_created",
+        "api_keys_user_created",
+        "test_sessions_user_created",
+        "test_results_user_created",
+        "certificates_user_created",
+        "notifications_user_created",
+        "activity_log_user_created",
+    ] {
+        assert!(indexes.iter().any(|i| i == name), "missing index {name}");
+    }
+    let session_columns: Vec<String> = sqlx::query_scalar(
+        "SELECT column_name::text FROM information_schema.columns WHERE table_name = 'test_sessions'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for column in [
+        "agent_snapshot",
+        "config",
+        "checkpoint",
+        "cursor",
+        "version",
+    ] {
+        assert!(
+            session_columns.iter().any(|c| c == column),
+            "test_sessions.{column}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn enumerated_columns_refuse_unknown_values() {
+    let pool = pool().await;
+    let user: uuid::Uuid =
+        sqlx::query_scalar("INSERT INTO users (clerk_id) VALUES ('u') RETURNING id")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let bad: [&'static str; 8] = [
+        "UPDATE users SET plan = 'platinum' WHERE id = $1",
+        "INSERT INTO user_settings (user_id, theme) VALUES ($1, 'neon')",
+        "INSERT INTO agents (user_id, name, mode, model, strategy_prompt) VALUES ($1, 'a', 'zen', 'm', 's')",
+        "INSERT INTO test_sessions (user_id, type, asset, timeframe, starting_capital, agent_snapshot, config)
+         VALUES ($1, 'paper', 'BTCUSDT', '1h', 1, '{}', '{}')",
+        "INSERT INTO test_sessions (user_id, type, status, asset, timeframe, starting_capital, agent_snapshot, config)
+         VALUES ($1, 'backtest', 'sleeping', 'BTCUSDT', '1h', 1, '{}', '{}')",
+        "INSERT INTO notifications (user_id, type, title, message) VALUES ($1, 'spam', 't', 'm')",
+        "INSERT INTO activity_log (user_id, action) VALUES ($1, 'hacked')",
+        "INSERT INTO user_settings (user_id, max_leverage) VALUES ($1, 9)",
+    ];
+    for sql in bad {
+        let err = sqlx::query(sql)
+            .bind(user)
+            .execute(&pool)
+            .await
+            .expect_err(sql);
+        let code = err.as_database_error().and_then(|e| e.code()).unwrap();
+        assert_eq!(code, "23514", "{sql}: a CHECK violation");
+    }
+    // one default key per user
+    let key =
+        "INSERT INTO api_keys (user_id, name, encrypted_key, key_version, masked_key, is_default)
+               VALUES ($1, 'k', '\\x00', 1, 'm', true)";
+    sqlx::query(key).bind(user).execute(&pool).await.unwrap();
+    let err = sqlx::query(key)
+        .bind(user)
+        .execute(&pool)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.as_database_error().and_then(|e| e.code()).unwrap(),
+        "23505"
+    );
+}
