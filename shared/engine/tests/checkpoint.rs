@@ -89,3 +89,17 @@ fn a_checkpoint_is_small() {
     println!("checkpoint after 9,000 candles: {size} bytes");
     assert!(size < 200_000, "{size} bytes");
 }
+
+/// Every split point of the warm-up, where indicator buffers are partly filled.
+#[test]
+fn restoring_during_the_warm_up_changes_nothing() {
+    let candles = &btc_1h()[1_000..1_300];
+    for kind in KINDS {
+        let (trades, metrics) = run(kind, 3, candles, None);
+        for split in 0..60 {
+            let (t, m) = run(kind, 3, candles, Some(split));
+            assert_eq!(t, trades, "{kind:?} split {split}");
+            assert_eq!(m, metrics, "{kind:?} split {split}");
+        }
+    }
+}

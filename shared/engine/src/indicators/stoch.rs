@@ -18,6 +18,8 @@ use crate::Candle;
 /// result differs from a division by at most an ulp.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Smooth {
+    /// Stored, not taken from the buffer's capacity: a restored checkpoint does not keep capacity.
+    period: usize,
     values: Vec<f64>,
     head: usize,
     sum: f64,
@@ -27,6 +29,7 @@ struct Smooth {
 impl Smooth {
     fn new(n: usize) -> Self {
         Self {
+            period: n,
             values: Vec::with_capacity(n),
             head: 0,
             sum: 0.0,
@@ -35,12 +38,12 @@ impl Smooth {
     }
 
     fn period(&self) -> usize {
-        self.values.capacity()
+        self.period
     }
 
     #[inline]
     fn next(&mut self, x: f64) -> Option<f64> {
-        let n = self.values.capacity();
+        let n = self.period;
         if self.values.len() < n {
             self.values.push(x);
             self.sum += x;
