@@ -195,8 +195,8 @@ async fn unknown_routes_and_methods_answer_with_the_error_body() {
     let (status, body) = app
         .send(Method::PATCH, "/api/users/me", Some(&token), json!({}))
         .await;
-    assert_eq!(status, 400);
-    assert_error(&body, "bad_request");
+    assert_eq!(status, 405);
+    assert_error(&body, "method_not_allowed");
 }
 
 #[tokio::test]

@@ -39,6 +39,9 @@ pub enum ApiError {
     /// 404: nothing here, or it belongs to someone else.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// 405: the route exists, not with this method.
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
     /// 409: conflicts with existing state.
     #[error("{0}")]
     Conflict(String),
@@ -92,6 +95,7 @@ impl ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Validation(_) | Self::InvalidBody(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -106,6 +110,7 @@ impl ApiError {
             Self::BadRequest(_) => "bad_request",
             Self::Unauthorized(_) => "unauthorized",
             Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict(_) => "conflict",
             Self::Validation(_) => "validation_failed",
             Self::InvalidBody(_) => "invalid_body",

@@ -20,9 +20,7 @@ use crate::state::AppState;
 pub fn service(routes: Router<AppState>, state: AppState) -> Router {
     routes
         .fallback(|| async { ApiError::NotFound("route") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::BadRequest("method not allowed on this route".into())
-        })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(
             TraceLayer::new_for_http()
