@@ -52,10 +52,8 @@ impl Atr {
         let n = self.period as f64;
         match self.value {
             Some(prev_atr) => {
-                let mut v = prev_atr * (n - 1.0);
-                v += tr;
-                v /= n;
-                self.value = Some(v);
+                // (ATR * (n - 1) + TR) / n, dividing as a multiplication by 1 / n (within an ulp)
+                self.value = Some((prev_atr * (n - 1.0) + tr) * (1.0 / n));
             }
             None => {
                 self.sum += tr;

@@ -56,30 +56,30 @@ impl Smooth {
     }
 }
 
-/// The extreme of a sliding window of `period` values, kept in a ring buffer.
+/// The extreme of a sliding window of `period` values, kept in a ring buffer: the highest when
+/// `HIGHEST`, else the lowest.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Extreme {
+struct Extreme<const HIGHEST: bool> {
     values: Vec<f64>,
     /// Slot the next value goes to (after the window is full: the oldest value's slot).
     head: usize,
     /// Slot of the current extreme.
     at: usize,
-    highest: bool,
 }
 
-impl Extreme {
-    fn new(period: usize, highest: bool) -> Self {
+impl<const HIGHEST: bool> Extreme<HIGHEST> {
+    fn new(period: usize) -> Self {
         Self {
             values: Vec::with_capacity(period),
             head: 0,
             at: 0,
-            highest,
         }
     }
 
+    /// Whether `a` replaces `b` as the extreme (ties go to the newer value, which stays longer).
     #[inline]
-    fn beats(&self, a: f64, b: f64) -> bool {
-        if self.highest { a >= b } else { a <= b }
+    fn beats(a: f64, b: f64) -> bool {
+        if HIGHEST { a >= b } else { a <= b }
     }
 
     /// Adds a value and returns the window's extreme.
@@ -102,7 +102,7 @@ impl Extreme {
             self.values.push(x);
         }
         if !expired {
-            if self.beats(x, current) {
+            if Self::beats(x, current) {
                 self.at = slot;
             }
         } else {
@@ -110,7 +110,7 @@ impl Extreme {
             let mut j = self.head;
             let mut best_at = j;
             for _ in 0..period {
-                if self.beats(self.values[j], self.values[best_at]) {
+                if Self::beats(self.values[j], self.values[best_at]) {
                     best_at = j;
                 }
                 j = if j + 1 == period { 0 } else { j + 1 };
@@ -125,8 +125,8 @@ impl Extreme {
 pub struct Stoch {
     k_period: usize,
     index: u64,
-    highs: Extreme,
-    lows: Extreme,
+    highs: Extreme<true>,
+    lows: Extreme<false>,
     slow_k: Smooth,
     slow_d: Smooth,
 }
@@ -141,8 +141,8 @@ impl Stoch {
         Ok(Self {
             k_period: k,
             index: 0,
-            highs: Extreme::new(k, true),
-            lows: Extreme::new(k, false),
+            highs: Extreme::new(k),
+            lows: Extreme::new(k),
             slow_k: Smooth::new(slow_k),
             slow_d: Smooth::new(slow_d),
         })
