@@ -234,19 +234,21 @@ pub async fn migrate(url: &str) -> Result<()> {
 /// The server tests use: `TEST_DATABASE_URL`'s server when given (its URL names a database we
 /// may connect to for administration), else a throwaway cluster started once per test process.
 /// The template database holds the migrated schema; each test database is a clone of it.
-struct TestServer {
+struct TestCluster {
+    /// A server of `TEST_DATABASE_URL`, which outlives us: test databases are dropped after use.
+    external: bool,
     admin_url: String,
     base: String,
     template: String,
 }
 
-static TEST_SERVER: OnceLock<Result<TestServer, String>> = OnceLock::new();
+static TEST_SERVER: OnceLock<Result<TestCluster, String>> = OnceLock::new();
 
-fn test_server() -> Result<&'static TestServer> {
+fn test_cluster() -> Result<&'static TestCluster> {
     TEST_SERVER
         .get_or_init(|| {
             // A thread of its own: we may be called from inside a test's async runtime.
-            std::thread::spawn(|| setup_test_server().map_err(|e| format!("{e:#}")))
+            std::thread::spawn(|| setup_test_cluster().map_err(|e| format!("{e:#}")))
                 .join()
                 .unwrap_or_else(|_| Err("test database setup panicked".into()))
         })
@@ -254,15 +256,15 @@ fn test_server() -> Result<&'static TestServer> {
         .map_err(|e| anyhow::anyhow!("test Postgres unavailable: {e}"))
 }
 
-fn setup_test_server() -> Result<TestServer> {
-    let admin_url = match std::env::var("TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => url,
+fn setup_test_cluster() -> Result<TestCluster> {
+    let (external, admin_url) = match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => (true, url),
         _ => {
             let cluster = PgCluster::start_throwaway()?;
             let url = cluster.url("postgres");
             // the reaper stops it when the process exits
             std::mem::forget(cluster);
-            url
+            (false, url)
         }
     };
     let base = admin_url
@@ -284,7 +286,8 @@ fn setup_test_server() -> Result<TestServer> {
         migrate(&format!("{base}/{template}")).await?;
         anyhow::Ok(())
     })?;
-    Ok(TestServer {
+    Ok(TestCluster {
+        external,
         admin_url,
         base,
         template,
@@ -292,17 +295,43 @@ fn setup_test_server() -> Result<TestServer> {
 }
 
 /// A fresh, migrated database for one test.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct TestDatabase {
     pub name: String,
     pub url: String,
 }
 
+impl Drop for TestDatabase {
+    /// On a throwaway cluster the database goes with the cluster; on the server of
+    /// `TEST_DATABASE_URL` it is dropped now (connections still open are terminated).
+    fn drop(&mut self) {
+        let Ok(cluster) = test_cluster() else { return };
+        if !cluster.external {
+            return;
+        }
+        let (admin_url, name) = (cluster.admin_url.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let mut conn = PgConnection::connect(&admin_url).await.ok()?;
+                conn.execute(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .await
+                .ok()
+            })
+        })
+        .join();
+    }
+}
+
 impl TestDatabase {
-    /// Clones the migrated template (about 0.1 s). The databases live as long as the throwaway
-    /// cluster, which is removed when the test process exits.
+    /// Clones the migrated template (about 0.1 s).
     pub async fn create() -> Result<Self> {
-        let server = test_server()?;
+        let server = test_cluster()?;
         let name = format!("test_{}", uuid_like());
         let mut conn = PgConnection::connect(&server.admin_url).await?;
         conn.execute(sqlx::AssertSqlSafe(format!(

@@ -37,7 +37,7 @@ pub(crate) struct ServeArgs {
     /// Where the Postgres cluster and the issuer key are kept (git-ignored).
     #[arg(long, env = "ALPHALAB_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Delete the local database first and start from an empty one.
+    /// Delete the local database first and start from an empty one (ignored with DATABASE_URL).
     #[arg(long)]
     fresh: bool,
 }
@@ -70,17 +70,14 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         std::fs::remove_dir_all(&pg_dir).context("removing the old database")?;
         println!("removed the old local database ({})", pg_dir.display());
     }
-    let cluster = match &given_database {
-        Some(_) => None,
-        None => Some(PgCluster::start(&pg_dir, args.pg_port)?),
-    };
-    let database_url = match (&given_database, &cluster) {
-        (Some(url), _) => url.clone(),
-        (None, Some(cluster)) => {
+    let (cluster, database_url) = match given_database {
+        Some(url) => (None, url),
+        None => {
+            let cluster = PgCluster::start(&pg_dir, args.pg_port)?;
             pg::ensure_database(&cluster.url("postgres"), DATABASE).await?;
-            cluster.url(DATABASE)
+            let url = cluster.url(DATABASE);
+            (Some(cluster), url)
         }
-        (None, None) => unreachable!("a cluster is started when no DATABASE_URL is given"),
     };
     pg::migrate(&database_url).await?;
 
@@ -168,11 +165,18 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     Ok(())
 }
 
+/// Ctrl-C (SIGINT) or SIGTERM.
 async fn shutdown_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
