@@ -275,29 +275,26 @@ async fn own_one_of_everything(pool: &sqlx::PgPool, user_id: uuid::Uuid) {
         .expect("seeding rows");
 }
 
-const OWNED_TABLES: &[&str] = &[
-    "user_settings",
-    "api_keys",
-    "agents",
-    "test_sessions",
-    "trades",
-    "ai_thoughts",
-    "test_results",
-    "certificates",
-    "notifications",
-    "activity_log",
-];
-
-async fn owned_counts(app: &App, user_id: uuid::Uuid) -> Vec<(&'static str, i64)> {
+/// Row counts of `user_id` in every table that has a `user_id` column, found in the schema so
+/// that a table added later is covered (and fails `own_one_of_everything`'s check until seeded).
+async fn owned_counts(app: &App, user_id: uuid::Uuid) -> Vec<(String, i64)> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.columns
+         WHERE table_schema = 'public' AND column_name = 'user_id' ORDER BY 1",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(tables.len(), 10, "user-owned tables: {tables:?}");
     let mut counts = Vec::new();
-    for table in OWNED_TABLES {
+    for table in tables {
         let sql = format!("SELECT count(*) FROM {table} WHERE user_id = $1");
         let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .bind(user_id)
             .fetch_one(&app.pool)
             .await
             .unwrap();
-        counts.push((*table, n));
+        counts.push((table, n));
     }
     counts
 }

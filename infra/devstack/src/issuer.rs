@@ -205,21 +205,26 @@ impl TokenIssuer {
             keys: Arc::new(Mutex::new(vec![Arc::new(key)])),
             fetches: Arc::new(AtomicUsize::new(0)),
         };
-        let state = issuer.clone();
+        // Runtime and listener are made here, so their failures reach the caller; the thread
+        // only serves.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("token issuer runtime")?;
+        let listener = {
+            let _entered = runtime.enter();
+            tokio::net::TcpListener::from_std(listener).context("token issuer listener")?
+        };
+        let app = axum::Router::new()
+            .route("/.well-known/jwks.json", get(jwks))
+            .with_state(issuer.clone());
         std::thread::Builder::new()
             .name("token-issuer".into())
             .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("token issuer runtime");
                 runtime.block_on(async move {
-                    let listener =
-                        tokio::net::TcpListener::from_std(listener).expect("issuer listener");
-                    let app = axum::Router::new()
-                        .route("/.well-known/jwks.json", get(jwks))
-                        .with_state(state);
-                    let _ = axum::serve(listener, app).await;
+                    if let Err(err) = axum::serve(listener, app).await {
+                        eprintln!("token issuer stopped: {err}");
+                    }
                 });
             })?;
         Ok(issuer)

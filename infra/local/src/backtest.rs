@@ -1,7 +1,7 @@
 //! `alphalab backtest` and `alphalab indicators`: the engine on a CSV of candles, offline.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 use engine::baseline::{Baseline, Kind};
@@ -48,7 +48,7 @@ pub(crate) struct BacktestArgs {
     with_curve: bool,
 }
 
-fn read_candles(path: &PathBuf) -> Result<Vec<Candle>> {
+fn read_candles(path: &Path) -> Result<Vec<Candle>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     engine::parse_csv(&text).with_context(|| format!("parsing {}", path.display()))
@@ -139,7 +139,7 @@ fn opt(v: Option<f64>) -> String {
     v.map(|x| x.to_string()).unwrap_or_default()
 }
 
-fn write_trades(path: &PathBuf, trades: &[Trade]) -> Result<()> {
+fn write_trades(path: &Path, trades: &[Trade]) -> Result<()> {
     let mut w =
         csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
     w.write_record([

@@ -197,10 +197,10 @@ pub enum EngineError {
 }
 
 /// What `apply` did.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Applied {
     /// What was actually done (a refused action is a hold).
-    pub action: Option<Action>,
+    pub action: Action,
     /// Why something was refused, clamped or adjusted.
     pub notes: Vec<String>,
     /// A trade closed by the decision (close, or the first half of a reversal).
@@ -302,12 +302,18 @@ impl Engine {
         self.candle = Some(candle);
         self.observed += 1;
         self.awaiting = true;
-        Ok(Context { engine: self })
+        Ok(Context {
+            engine: self,
+            candle,
+        })
     }
 
     /// The context of the current candle (as `observe` returned it).
     pub fn context(&self) -> Option<Context<'_>> {
-        self.candle.map(|_| Context { engine: self })
+        self.candle.map(|candle| Context {
+            engine: self,
+            candle,
+        })
     }
 
     /// Step 2 of the cycle: the decision for the observed candle, filled at its close.
@@ -324,14 +330,15 @@ impl Engine {
             return Err(EngineError::NoCandle);
         }
         let candle = self.candle.ok_or(EngineError::NoCandle)?;
-        let mut applied = Applied::default();
+        let mut notes = Vec::new();
+        let (mut closed, mut opened) = (None, None);
         let side = match action {
             Action::Hold => None,
             Action::Close => {
                 if self.position.is_some() {
-                    applied.closed = self.close(&candle, candle.close, ExitType::Signal);
+                    closed = self.close(&candle, candle.close, ExitType::Signal);
                 } else {
-                    applied.notes.push("close ignored: no open position".into());
+                    notes.push("close ignored: no open position".into());
                 }
                 None
             }
@@ -341,29 +348,34 @@ impl Engine {
         if let Some(side) = side {
             match self.position.as_ref().map(|p| p.side) {
                 Some(current) if current == side => {
-                    applied.notes.push(format!(
+                    notes.push(format!(
                         "{} ignored: already {}",
                         side.as_str(),
                         side.as_str()
                     ));
                 }
                 Some(_) => {
-                    applied.closed = self.close(&candle, candle.close, ExitType::Signal);
-                    applied.opened = self.open(&candle, side, order, &mut applied.notes);
+                    closed = self.close(&candle, candle.close, ExitType::Signal);
+                    opened = self.open(&candle, side, order, &mut notes);
                 }
-                None => applied.opened = self.open(&candle, side, order, &mut applied.notes),
+                None => opened = self.open(&candle, side, order, &mut notes),
             }
         }
-        applied.action = Some(match (&applied.opened, &applied.closed) {
+        let action = match (&opened, &closed) {
             (Some(p), _) => match p.side {
                 Side::Long => Action::Long,
                 Side::Short => Action::Short,
             },
             (None, Some(_)) => Action::Close,
             (None, None) => Action::Hold,
-        });
+        };
         self.settle_candle();
-        Ok(applied)
+        Ok(Applied {
+            action,
+            notes,
+            closed,
+            opened,
+        })
     }
 
     /// Ends the session: a pending decision counts as HOLD, an open position closes at the last
@@ -648,18 +660,12 @@ fn clamp_noted(v: f64, lo: f64, hi: f64, name: &str, notes: &mut Vec<String>) ->
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {
     engine: &'a Engine,
+    candle: Candle,
 }
 
 impl<'a> Context<'a> {
     pub fn candle(&self) -> Candle {
-        self.engine.candle.unwrap_or(Candle {
-            time: 0,
-            open: 0.0,
-            high: 0.0,
-            low: 0.0,
-            close: 0.0,
-            volume: 0.0,
-        })
+        self.candle
     }
 
     /// 0-based index of the candle in the session.
@@ -686,8 +692,7 @@ impl<'a> Context<'a> {
     /// Unrealised PnL of the open position at the close, exit costs included.
     pub fn unrealized_pnl(&self) -> Option<f64> {
         let p = self.engine.position.as_ref()?;
-        let c = self.engine.candle?;
-        let (_, gross, fee) = self.engine.exit_values(p, c.close, false);
+        let (_, gross, fee) = self.engine.exit_values(p, self.candle.close, false);
         Some(gross - fee - p.entry_fee)
     }
 

@@ -229,7 +229,7 @@ fn monk_risks_one_percent_at_the_stop_needs_a_stop_and_waits_four_hours() {
     let mut engine = Engine::new(cfg).unwrap();
 
     let refused = open_at(&mut engine, data[10], Action::Long, Order::default());
-    assert_eq!(refused.action, Some(Action::Hold));
+    assert_eq!(refused.action, Action::Hold);
     assert!(
         refused.notes[0].contains("requires a stop-loss"),
         "{:?}",
@@ -260,13 +260,13 @@ fn monk_risks_one_percent_at_the_stop_needs_a_stop_and_waits_four_hours() {
     for (k, candle) in data.iter().enumerate().take(15).skip(13) {
         engine.observe(*candle).unwrap();
         let applied = engine.apply_order(Action::Short, &stop).unwrap();
-        assert_eq!(applied.action, Some(Action::Hold), "candle {k}");
+        assert_eq!(applied.action, Action::Hold, "candle {k}");
         assert!(applied.notes[0].contains("one trade per 4 hours"));
     }
     engine.observe(data[15]).unwrap();
     assert_eq!(data[15].time - data[11].time, 4 * 3_600_000);
     let applied = engine.apply_order(Action::Short, &stop).unwrap();
-    assert_eq!(applied.action, Some(Action::Short), "{:?}", applied.notes);
+    assert_eq!(applied.action, Action::Short, "{:?}", applied.notes);
 }
 
 #[test]
@@ -323,18 +323,18 @@ fn actions_that_cannot_apply_are_holds_with_a_note_and_opposite_signals_reverse(
     let data = btc_1h();
     let mut engine = Engine::new(config()).unwrap();
     let applied = open_at(&mut engine, data[400], Action::Close, Order::default());
-    assert_eq!(applied.action, Some(Action::Hold));
+    assert_eq!(applied.action, Action::Hold);
     assert_eq!(applied.notes, ["close ignored: no open position"]);
 
     open_at(&mut engine, data[401], Action::Long, Order::default());
     let applied = open_at(&mut engine, data[402], Action::Long, Order::default());
-    assert_eq!(applied.action, Some(Action::Hold));
+    assert_eq!(applied.action, Action::Hold);
     assert_eq!(applied.notes, ["long ignored: already long"]);
 
     let applied = open_at(&mut engine, data[403], Action::Short, Order::default());
     assert_eq!(applied.closed.unwrap().exit_type, ExitType::Signal);
     assert_eq!(applied.opened.unwrap().side, Side::Short);
-    assert_eq!(applied.action, Some(Action::Short));
+    assert_eq!(applied.action, Action::Short);
 }
 
 #[test]
