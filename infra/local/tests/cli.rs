@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data");
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/market");
 
 fn alphalab(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_alphalab"))

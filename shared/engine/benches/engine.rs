@@ -15,7 +15,7 @@ use engine::{Candle, Engine, EngineConfig, IndicatorSet, Timeframe, parse_csv};
 fn candles() -> Vec<Candle> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/data/BTCUSDT-1h.csv"
+        "/../../data/market/BTCUSDT-1h.csv"
     );
     parse_csv(&std::fs::read_to_string(path).expect("BTCUSDT-1h.csv")).expect("valid data")
 }

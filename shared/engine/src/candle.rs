@@ -50,7 +50,7 @@ pub enum CsvError {
     Empty,
 }
 
-/// Parses the `time,open,high,low,close,volume` format of `../shared/data/` (pure: the caller
+/// Parses the `time,open,high,low,close,volume` format of `data/market/` (pure: the caller
 /// reads the file). Rows must be sorted by time without duplicates and be internally consistent
 /// (`low <= open, close <= high`, finite, volume >= 0).
 pub fn parse_csv(text: &str) -> Result<Vec<Candle>, CsvError> {

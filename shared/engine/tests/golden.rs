@@ -1,10 +1,10 @@
-//! Every indicator column of the TA-Lib golden file (`../shared/golden/talib-BTCUSDT-1d.csv`,
+//! Every indicator column of the TA-Lib golden file (`data/golden/talib-BTCUSDT-1d.csv`,
 //! TA-Lib 0.8.1 over the whole of BTCUSDT-1d from row 0): from the first defined row on,
 //! |ours - TA-Lib| <= 1e-9 * max(1, |TA-Lib|); before it, ours is undefined.
 
 use engine::{IndicatorSet, parse_csv};
 
-const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared");
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data");
 
 /// (golden column, our indicator name, our output name)
 const COLUMNS: &[(&str, &str, &str)] = &[
@@ -32,10 +32,10 @@ const COLUMNS: &[(&str, &str, &str)] = &[
 #[test]
 fn every_indicator_equals_ta_lib_on_every_row() {
     let candles = parse_csv(
-        &std::fs::read_to_string(format!("{SHARED}/data/BTCUSDT-1d.csv")).expect("market data"),
+        &std::fs::read_to_string(format!("{DATA}/market/BTCUSDT-1d.csv")).expect("market data"),
     )
     .unwrap();
-    let golden = std::fs::read_to_string(format!("{SHARED}/golden/talib-BTCUSDT-1d.csv")).unwrap();
+    let golden = std::fs::read_to_string(format!("{DATA}/golden/talib-BTCUSDT-1d.csv")).unwrap();
     let mut lines = golden.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();

@@ -5,10 +5,11 @@ use std::sync::OnceLock;
 
 use engine::{Candle, parse_csv};
 
-pub const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared");
+/// The repository's bundled data (`data/`: market candles and the TA-Lib golden file).
+pub const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data");
 
 pub fn load(file: &str) -> Vec<Candle> {
-    parse_csv(&std::fs::read_to_string(format!("{SHARED}/data/{file}")).expect("market data"))
+    parse_csv(&std::fs::read_to_string(format!("{DATA}/market/{file}")).expect("market data"))
         .expect("valid csv")
 }
 
