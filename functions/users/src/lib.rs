@@ -1,89 +1,200 @@
-//! The users endpoint group (DESIGN section 3):
+//! The users endpoint group (DESIGN section 3) and the health probe:
 //!
 //! | route | answer |
 //! |---|---|
+//! | `GET /api/health` | 200 `{"status": "ok"}`, or 503 when the database does not answer (no token) |
 //! | `POST /api/users/sync` | 200 `{"user"}`: profile fields from Clerk (email, name, avatar_url) |
 //! | `GET /api/users/me` | 200 `{"user", "settings"}` |
 //! | `GET /api/users/me/settings` | 200 `{"settings"}` |
 //! | `PUT /api/users/me/settings` | 200 `{"settings"}`: the given fields change, the others stay |
 //! | `DELETE /api/users/me` | 204: the account and everything it owns are deleted |
 //!
-//! Every route needs a Clerk bearer token; the caller's row is provisioned on first use.
+//! Every other route needs a Clerk bearer token; the caller's row is provisioned on first use.
+
+use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{FromRef, State as AxumState};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use platform::auth::AuthUser;
+use platform::auth::{AuthUser, Authenticator};
+use platform::error::ErrorBody;
 use platform::extract::Json;
-use platform::users::{self, ProfileUpdate, SettingsUpdate};
-use platform::{ApiError, ApiResult, AppState};
-use serde_json::{Value, json};
+use platform::{ApiError, ApiResult, ClerkConfig, ConfigError, DatabaseConfig, Env, FromEnv};
+use platform::{TelemetryConfig, db};
+use serde::Serialize;
+use sqlx::PgPool;
+use store::users::{self, ProfileUpdate, Settings, SettingsUpdate, User};
+use utoipa::openapi::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// The routes, unfinished: the local tool merges them with other functions' routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/users/sync", post(sync))
-        .route("/api/users/me", get(me).delete(delete_account))
-        .route(
-            "/api/users/me/settings",
-            get(get_settings).put(put_settings),
-        )
+/// The variables this function reads: the database, Clerk, and the log format.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    pub clerk: ClerkConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+impl FromEnv for Config {
+    fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            database: DatabaseConfig::from_env(env)?,
+            clerk: ClerkConfig::from_env(env)?,
+            telemetry: TelemetryConfig::from_env(env)?,
+        })
+    }
+}
+
+/// What the handlers need, built once per cold start.
+#[derive(Clone, FromRef)]
+pub struct State {
+    pub pool: PgPool,
+    pub auth: Arc<Authenticator>,
+}
+
+impl State {
+    /// Performs no I/O: the pool connects and the JWKS is fetched on first use.
+    pub fn new(config: &Config) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            pool: db::pool(&config.database)?,
+            auth: Arc::new(Authenticator::new(config.clerk.clone())),
+        })
+    }
+}
+
+/// The routes with their OpenAPI operations (one registration for both).
+pub fn api() -> OpenApiRouter<State> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(sync))
+        .routes(routes!(me, delete_account))
+        .routes(routes!(get_settings, put_settings))
+}
+
+/// The routes with their state, unfinished: the local tool merges them with other functions'.
+pub fn routes(state: State) -> Router {
+    api().split_for_parts().0.with_state(state)
 }
 
 /// The service Lambda serves.
-pub fn router(state: AppState) -> Router {
-    platform::http::service(routes(), state)
+pub fn router(state: State) -> Router {
+    platform::http::service(routes(state), ())
 }
 
+/// This function's part of the OpenAPI document.
+pub fn openapi() -> OpenApi {
+    api().split_for_parts().1
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HealthResponse {
+    /// `ok`.
+    pub status: &'static str,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UserResponse {
+    pub user: User,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MeResponse {
+    pub user: User,
+    pub settings: Settings,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SettingsResponse {
+    pub settings: Settings,
+}
+
+/// Liveness and database reachability, for probes and the frontend. No token needed.
+#[utoipa::path(get, path = "/api/health", tag = "health",
+    responses((status = 200, body = HealthResponse), (status = 503, body = ErrorBody)))]
+async fn health(AxumState(pool): AxumState<PgPool>) -> ApiResult<Json<HealthResponse>> {
+    db::ping(&pool)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("database: {e}")))?;
+    Ok(Json(HealthResponse { status: "ok" }))
+}
+
+/// Syncs profile fields from Clerk; absent fields stay as they are.
+#[utoipa::path(post, path = "/api/users/sync", tag = "users", request_body = ProfileUpdate,
+    security(("bearer" = [])),
+    responses((status = 200, body = UserResponse), (status = 401, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 async fn sync(
-    State(state): State<AppState>,
+    AxumState(pool): AxumState<PgPool>,
     user: AuthUser,
     Json(update): Json<ProfileUpdate>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<UserResponse>> {
     ApiError::check(update.validate())?;
-    let user = users::update_profile(&state.pool, user.id, &update)
+    let user = users::update_profile(&pool, user.id, &update)
         .await?
         .ok_or(ApiError::NotFound("user"))?;
-    Ok(Json(json!({ "user": user })))
+    Ok(Json(UserResponse { user }))
 }
 
+/// The caller's profile and settings.
+#[utoipa::path(get, path = "/api/users/me", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = MeResponse), (status = 401, body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
-async fn me(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<Value>> {
-    let profile = users::find(&state.pool, user.id)
+async fn me(AxumState(pool): AxumState<PgPool>, user: AuthUser) -> ApiResult<Json<MeResponse>> {
+    let profile = users::find(&pool, user.id)
         .await?
         .ok_or(ApiError::NotFound("user"))?;
-    let settings = users::settings(&state.pool, user.id)
+    let settings = users::settings(&pool, user.id)
         .await?
         .ok_or(ApiError::NotFound("settings"))?;
-    Ok(Json(json!({ "user": profile, "settings": settings })))
+    Ok(Json(MeResponse {
+        user: profile,
+        settings,
+    }))
 }
 
+/// The caller's settings.
+#[utoipa::path(get, path = "/api/users/me/settings", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = SettingsResponse), (status = 401, body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
-async fn get_settings(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<Value>> {
-    let settings = users::settings(&state.pool, user.id)
+async fn get_settings(
+    AxumState(pool): AxumState<PgPool>,
+    user: AuthUser,
+) -> ApiResult<Json<SettingsResponse>> {
+    let settings = users::settings(&pool, user.id)
         .await?
         .ok_or(ApiError::NotFound("settings"))?;
-    Ok(Json(json!({ "settings": settings })))
+    Ok(Json(SettingsResponse { settings }))
 }
 
+/// Changes the given settings; the others stay. Read-only fields are accepted and ignored.
+#[utoipa::path(put, path = "/api/users/me/settings", tag = "users", request_body = SettingsUpdate,
+    security(("bearer" = [])),
+    responses((status = 200, body = SettingsResponse), (status = 401, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 async fn put_settings(
-    State(state): State<AppState>,
+    AxumState(pool): AxumState<PgPool>,
     user: AuthUser,
     Json(update): Json<SettingsUpdate>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SettingsResponse>> {
     ApiError::check(update.validate())?;
-    let settings = users::update_settings(&state.pool, user.id, &update)
+    let settings = users::update_settings(&pool, user.id, &update)
         .await?
         .ok_or(ApiError::NotFound("settings"))?;
-    Ok(Json(json!({ "settings": settings })))
+    Ok(Json(SettingsResponse { settings }))
 }
 
+/// Deletes the account and everything it owns.
+#[utoipa::path(delete, path = "/api/users/me", tag = "users", security(("bearer" = [])),
+    responses((status = 204, description = "deleted"), (status = 401, body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
-async fn delete_account(State(state): State<AppState>, user: AuthUser) -> ApiResult<StatusCode> {
-    if users::delete(&state.pool, user.id).await? {
+async fn delete_account(
+    AxumState(pool): AxumState<PgPool>,
+    user: AuthUser,
+) -> ApiResult<StatusCode> {
+    if users::delete(&pool, user.id).await? {
         tracing::info!("account deleted");
         Ok(StatusCode::NO_CONTENT)
     } else {

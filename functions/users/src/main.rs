@@ -1,11 +1,11 @@
-//! The users Lambda: build the state once per cold start, then serve the router.
+//! The users Lambda: read its config once per cold start, build the state, serve the router.
 
-use platform::{AppState, Config};
+use alphalab_users::{Config, State, router};
+use platform::FromEnv;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    let config = Config::from_env()?;
-    platform::telemetry::init(config.log_format);
-    let state = AppState::from_config(&config)?;
-    lambda_http::run(alphalab_users::router(state)).await
+    let config = Config::from_process_env()?;
+    platform::telemetry::init(config.telemetry.log_format);
+    lambda_http::run(router(State::new(&config)?)).await
 }

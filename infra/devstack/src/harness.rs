@@ -24,6 +24,8 @@ impl TestEnv {
         let db = TestDatabase::create().await?;
         let mut vars: HashMap<String, String> = issuer.env().into_iter().collect();
         vars.insert("DATABASE_URL".into(), db.url.clone());
+        // a few connections: tests send concurrent requests to one in-process function
+        vars.insert("DATABASE_MAX_CONNECTIONS".into(), "4".into());
         vars.insert("LOG_FORMAT".into(), "pretty".into());
         Ok(Self { db, issuer, vars })
     }
@@ -124,4 +126,81 @@ pub async fn read(response: reqwest::Response) -> Result<(u16, serde_json::Value
         })?
     };
     Ok((status, body))
+}
+
+/// A function's router served on 127.0.0.1 over a fresh database: what every function's
+/// integration tests start from. `build` configures the function from the environment's
+/// variables exactly as Lambda would (`Env::from_lookup(env.lookup())`) and returns its router.
+#[derive(Debug)]
+pub struct TestApp {
+    pub env: TestEnv,
+    pub server: TestServer,
+    /// A pool on the test's database, for assertions on rows.
+    pub pool: sqlx::PgPool,
+}
+
+impl TestApp {
+    /// A fresh environment, then [`TestApp::start_with`].
+    pub async fn start(build: impl FnOnce(&TestEnv) -> Result<axum::Router>) -> Result<Self> {
+        Self::start_with(TestEnv::new().await?, build).await
+    }
+
+    /// Serves the router `build` makes from `env`.
+    pub async fn start_with(
+        env: TestEnv,
+        build: impl FnOnce(&TestEnv) -> Result<axum::Router>,
+    ) -> Result<Self> {
+        let router = build(&env)?;
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect_lazy(&env.db.url)?;
+        let server = TestServer::serve(router).await?;
+        Ok(Self { env, server, pool })
+    }
+
+    pub fn token(&self, sub: &str) -> String {
+        self.env.token(sub)
+    }
+
+    /// GET `path`, with `token` as bearer when given: status and JSON body.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+        self.server
+            .call(reqwest::Method::GET, path, token, None)
+            .await
+            .expect("request")
+    }
+
+    /// `method` on `path` with a JSON body: status and JSON body.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        self.server
+            .call(method, path, token, Some(body))
+            .await
+            .expect("request")
+    }
+
+    /// A `SELECT count(*) ...` on the test's database.
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.pool)
+            .await
+            .expect("count")
+    }
+}
+
+/// Asserts the JSON error body of DESIGN section 7 with `code`.
+pub fn assert_error(body: &serde_json::Value, code: &str) {
+    assert_eq!(body["error"]["code"], code, "body: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "body: {body}"
+    );
+    assert!(body["error"].get("details").is_some(), "body: {body}");
 }

@@ -238,7 +238,7 @@ struct TestCluster {
     /// A server of `TEST_DATABASE_URL`, which outlives us: test databases are dropped after use.
     external: bool,
     admin_url: String,
-    base: String,
+    url: DatabaseUrl,
     template: String,
 }
 
@@ -267,10 +267,7 @@ fn setup_test_cluster() -> Result<TestCluster> {
             (false, url)
         }
     };
-    let base = admin_url
-        .rsplit_once('/')
-        .map(|(base, _)| base.to_owned())
-        .context("TEST_DATABASE_URL must end with /<database>")?;
+    let url = DatabaseUrl::parse(&admin_url)?;
     let template = format!("alphalab_template_{}", std::process::id());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -283,15 +280,70 @@ fn setup_test_cluster() -> Result<TestCluster> {
         .await?;
         conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {template}")))
             .await?;
-        migrate(&format!("{base}/{template}")).await?;
+        migrate(&url.with_database(&template)).await?;
         anyhow::Ok(())
     })?;
+    if external {
+        // the server outlives us: drop the template when this process exits
+        drop_on_exit(&admin_url, &template)?;
+    }
     Ok(TestCluster {
         external,
         admin_url,
-        base,
+        url,
         template,
     })
+}
+
+/// A Postgres URL split around its database name, so that other databases on the same server
+/// keep the host, credentials and query parameters (`?sslmode=require`, ...).
+#[derive(Debug, Clone)]
+pub struct DatabaseUrl {
+    /// Everything before the database name (`postgres://user@host:port`).
+    base: String,
+    /// `?...` or empty.
+    query: String,
+}
+
+impl DatabaseUrl {
+    pub fn parse(url: &str) -> Result<Self> {
+        let (without_query, query) = match url.split_once('?') {
+            Some((u, q)) => (u, format!("?{q}")),
+            None => (url, String::new()),
+        };
+        let (base, database) = without_query
+            .rsplit_once('/')
+            .filter(|(base, db)| base.contains("://") && !base.ends_with('/') && !db.is_empty())
+            .context("a database URL must end with /<database> (before any ?parameters)")?;
+        let _ = database;
+        Ok(Self {
+            base: base.to_owned(),
+            query,
+        })
+    }
+
+    /// The URL of `database` on the same server, with the same parameters.
+    pub fn with_database(&self, database: &str) -> String {
+        format!("{}/{database}{}", self.base, self.query)
+    }
+}
+
+/// Drops `database` on the server of `admin_url` when this process exits, with `psql` (the
+/// client that comes with any Postgres install); without `psql` it says so and leaves it.
+fn drop_on_exit(admin_url: &str, database: &str) -> Result<()> {
+    let Ok(psql) = proc::which("psql", "") else {
+        eprintln!(
+            "note: psql not found: the template database {database} stays on TEST_DATABASE_URL's server"
+        );
+        return Ok(());
+    };
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+    proc::reap_on_exit(&format!(
+        "{} {} -c {} >/dev/null 2>&1",
+        quote(&psql.display().to_string()),
+        quote(admin_url),
+        quote(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+    ))
 }
 
 /// A fresh, migrated database for one test.
@@ -341,7 +393,7 @@ impl TestDatabase {
         .await
         .context("cloning the template database")?;
         Ok(Self {
-            url: format!("{}/{name}", server.base),
+            url: server.url.with_database(&name),
             name,
         })
     }
@@ -356,4 +408,22 @@ fn uuid_like() -> String {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     format!("{}_{n}_{nanos}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DatabaseUrl;
+
+    #[test]
+    fn other_databases_keep_the_servers_parameters() {
+        let url =
+            DatabaseUrl::parse("postgres://u:p@db:5432/postgres?sslmode=require&x=1").unwrap();
+        assert_eq!(
+            url.with_database("test_1"),
+            "postgres://u:p@db:5432/test_1?sslmode=require&x=1"
+        );
+        let url = DatabaseUrl::parse("postgres://db/admin").unwrap();
+        assert_eq!(url.with_database("t"), "postgres://db/t");
+        assert!(DatabaseUrl::parse("postgres://db").is_err());
+    }
 }

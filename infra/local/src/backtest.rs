@@ -96,10 +96,12 @@ pub(crate) fn backtest(args: BacktestArgs) -> Result<()> {
     let baseline = Baseline::new(kind, engine.indicators())?;
     let mut trades: Vec<Trade> = Vec::new();
     for candle in &candles {
-        let ctx = engine.observe(*candle)?;
-        trades.extend(ctx.range_exit().cloned());
-        let decision = baseline.decide(&ctx);
-        trades.extend(engine.apply(&decision)?.closed);
+        trades.extend(
+            engine
+                .step(*candle, |ctx| baseline.decide(ctx))?
+                .applied
+                .closed,
+        );
     }
     let (last, metrics) = engine.finish()?;
     trades.extend(last);

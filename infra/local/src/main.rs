@@ -3,7 +3,9 @@
 
 use clap::{Parser, Subcommand};
 
+mod api;
 mod backtest;
+mod data;
 mod serve;
 mod token;
 
@@ -18,10 +20,13 @@ struct Cli {
 enum Command {
     /// Run the whole system locally: Postgres, moto, the token issuer and every function's routes.
     Serve(serve::ServeArgs),
-    /// Print a development token for a user id (the local stack's key must exist: run `serve` once).
+    /// Print a development token, for the demo user unless a user id is given (the local stack's
+    /// key must exist: run `serve` once).
     Token(token::TokenArgs),
     /// Apply the migrations to DATABASE_URL.
     Migrate,
+    /// Load the bundled market data (data/market) into DATABASE_URL's market_data_cache.
+    LoadData,
     /// Backtest a baseline agent on a CSV of candles; metrics as JSON on stdout.
     Backtest(backtest::BacktestArgs),
     /// Compute indicators over a CSV of candles; CSV on stdout.
@@ -43,13 +48,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backtest(args) => backtest::backtest(args),
         Command::Indicators(args) => backtest::indicators(args),
         Command::Migrate => {
-            let url = std::env::var("DATABASE_URL")
-                .map_err(|_| anyhow::anyhow!("DATABASE_URL is required"))?;
-            alphalab_devstack::pg::migrate(&url).await?;
+            alphalab_devstack::pg::migrate(&database_url()?).await?;
             println!("migrations applied");
             Ok(())
         }
+        Command::LoadData => {
+            let pool = sqlx::PgPool::connect(&database_url()?).await?;
+            let rows = data::load_bundled(&pool).await?;
+            println!("{rows} candles loaded ({} datasets)", data::BUNDLED.len());
+            Ok(())
+        }
     }
+}
+
+fn database_url() -> anyhow::Result<String> {
+    std::env::var("DATABASE_URL").map_err(|_| anyhow::anyhow!("DATABASE_URL is required"))
 }
 
 /// The workspace root (for the default data directory and template.yaml).

@@ -14,7 +14,7 @@ use alphalab_devstack::moto::{self, Moto};
 use alphalab_devstack::pg::{self, PgCluster};
 use alphalab_devstack::{SigningKey, TokenIssuer};
 use anyhow::{Context, Result};
-use platform::{AppState, Config};
+use platform::{Env, FromEnv};
 
 pub(crate) const DEMO_USER: &str = "user_demo";
 pub(crate) const ISSUER_PORT: u16 = 8788;
@@ -61,6 +61,13 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     if given_aws.is_none() {
         moto::binary()?;
     }
+    let mut ports = vec![("--port", args.port), ("--issuer-port", args.issuer_port)];
+    if given_aws.is_none() {
+        ports.push(("--moto-port", args.moto_port));
+    }
+    for (flag, port) in ports {
+        ensure_free(port, flag)?;
+    }
 
     let pg_dir = data_dir.join("postgres");
     if args.fresh && given_database.is_none() && pg_dir.exists() {
@@ -102,9 +109,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         Some(key) => key,
         None => {
             let key = SigningKey::generate()?;
-            let path = crate::token::key_path(&data_dir);
-            std::fs::create_dir_all(path.parent().context("key dir")?)?;
-            std::fs::write(&path, key.to_pkcs8_der()?)?;
+            crate::token::save_key(&data_dir, &key)?;
             key
         }
     };
@@ -118,23 +123,34 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     vars.insert("AWS_ENDPOINT_URL".into(), aws_endpoint.clone());
     vars.entry("LOG_FORMAT".into())
         .or_insert_with(|| "pretty".into());
-    let config = Config::from_lookup(|name| vars.get(name).cloned())?;
-    platform::telemetry::init(config.log_format);
-    let state = AppState::from_config(&config)?;
+    vars.entry("DATABASE_MAX_CONNECTIONS".into())
+        .or_insert_with(|| "10".into());
+    let env = Env::from_lookup(|name| vars.get(name).cloned());
+    let users = alphalab_users::Config::from_env(&env)?;
+    platform::telemetry::init(users.telemetry.log_format);
+    let users = alphalab_users::State::new(&users)?;
+    let pool = users.pool.clone();
 
-    let demo = platform::users::provision(&state.pool, DEMO_USER).await?;
-    let profile = platform::users::ProfileUpdate {
+    let demo = store::users::provision(&pool, DEMO_USER)
+        .await?
+        .context("provisioning the demo user")?;
+    let profile = store::users::ProfileUpdate {
         email: Some("demo@alphalab.local".into()),
         name: Some("Demo Trader".into()),
-        avatar_url: None,
+        ..Default::default()
     };
-    platform::users::update_profile(&state.pool, demo, &profile).await?;
+    store::users::update_profile(&pool, demo, &profile).await?;
+    let loaded = crate::data::load_bundled(&pool).await?;
+    if loaded > 0 {
+        println!("loaded {loaded} bundled candles into market_data_cache");
+    }
 
-    // Every function's routes, merged, under the paths API Gateway uses.
-    let app = platform::http::service(alphalab_users::routes(), state);
+    // Every function's routes, merged, under the paths API Gateway uses, and the merged OpenAPI
+    // document at /api/openapi.json.
+    let app = platform::http::service(crate::api::routes(users), ());
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
-        .with_context(|| format!("binding 127.0.0.1:{}", args.port))?;
+        .map_err(|e| busy(args.port, "--port", e))?;
     let api = format!("http://{}", listener.local_addr()?);
     let token = crate::token::mint(&issuer.current_key(), args.issuer_port, DEMO_USER, 86_400)?;
 
@@ -149,6 +165,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     println!("  export TOKEN={token}");
     println!("Try:");
     println!("  curl -H \"Authorization: Bearer $TOKEN\" {api}/api/users/me");
+    println!("  curl {api}/api/openapi.json");
     println!("More tokens: cargo run --bin alphalab -- token <user-id>. Stop with Ctrl-C.");
     println!();
 
@@ -178,5 +195,26 @@ async fn shutdown_signal() {
         Err(_) => {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+/// Fails with a helpful message when something already listens on 127.0.0.1:`port`.
+fn ensure_free(port: u16, flag: &str) -> Result<()> {
+    if port == 0 {
+        return Ok(());
+    }
+    std::net::TcpListener::bind(("127.0.0.1", port))
+        .map(drop)
+        .map_err(|e| busy(port, flag, e))
+}
+
+fn busy(port: u16, flag: &str, err: std::io::Error) -> anyhow::Error {
+    if err.kind() == std::io::ErrorKind::AddrInUse {
+        anyhow::anyhow!(
+            "port {port} is already in use: another `alphalab serve` may be running (stop it \
+             with Ctrl-C), or choose another port with {flag} <port>"
+        )
+    } else {
+        anyhow::anyhow!("cannot listen on 127.0.0.1:{port} ({flag}): {err}")
     }
 }

@@ -36,12 +36,12 @@ fn run_engine(candles: &[Candle], render: bool) -> f64 {
     let baseline = Baseline::new(Kind::SmaCross, engine.indicators()).expect("baseline");
     let mut text_len = 0usize;
     for candle in candles {
-        let ctx = engine.observe(*candle).expect("candle");
-        let decision = baseline.decide(&ctx);
+        let step = engine
+            .step(*candle, |ctx| baseline.decide(ctx))
+            .expect("candle");
         if render {
-            text_len += decision.reasoning.text().len();
+            text_len += step.decision.reasoning.text().len();
         }
-        engine.apply(&decision).expect("apply");
     }
     let (_, metrics) = engine.finish().expect("finish");
     metrics.final_equity + text_len as f64

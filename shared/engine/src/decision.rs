@@ -215,15 +215,18 @@ pub fn parse(raw: &str) -> Decision {
             .map(|(k, v)| (normalize_key(k), v.clone()))
             .collect::<Map<String, Value>>()
     });
-    let field = |names: &[&str]| {
+    // (the key found, its value)
+    let keyed = |names: &[&'static str]| {
         names.iter().find_map(|n| {
             order_fields
                 .as_ref()
                 .and_then(|o| o.get(*n))
                 .or_else(|| fields.get(*n))
                 .filter(|v| !v.is_null())
+                .map(|v| (*n, v))
         })
     };
+    let field = |names: &[&'static str]| keyed(names).map(|(_, v)| v);
     let mut order = Order::default();
     let mut clamp = |name: &str, v: Option<&Value>, lo: f64, hi: f64| -> Option<f64> {
         let v = v?;
@@ -257,19 +260,23 @@ pub fn parse(raw: &str) -> Decision {
         rules::MIN_TAKE_PROFIT_PCT,
         rules::MAX_TAKE_PROFIT_PCT,
     );
-    order.size = clamp(
-        "size",
-        field(&["size", "position_size", "size_pct"]),
-        rules::MIN_SIZE,
-        100.0,
-    )
-    .map(|s| {
-        if s > 1.0 {
-            // given in percent
-            (s / 100.0).clamp(rules::MIN_SIZE, 1.0)
-        } else {
-            s
+    // A fraction of equity. Percent when written so ("1%", "0.5%"), when the key says so
+    // (`size_pct`), or when above 1 (a fraction cannot be).
+    order.size = keyed(&["size", "position_size", "size_pct"]).and_then(|(key, v)| {
+        let x = number(v);
+        if x.is_none() {
+            notes.push(format!("size {v} unreadable; ignored"));
         }
+        let x = x?;
+        let percent =
+            key == "size_pct" || x > 1.0 || matches!(v, Value::String(s) if s.contains('%'));
+        let fraction = if percent { x / 100.0 } else { x };
+        if !(rules::MIN_SIZE..=1.0).contains(&fraction) {
+            let c = fraction.clamp(rules::MIN_SIZE, 1.0);
+            notes.push(format!("size {v} clamped to {c}"));
+            return Some(c);
+        }
+        Some(fraction)
     });
 
     let mut decision = Decision::new(action, Reasoning::Text(reasoning), confidence, order);
@@ -300,21 +307,37 @@ fn number(v: &Value) -> Option<f64> {
     x.is_finite().then_some(x)
 }
 
-/// The first JSON object in `text` that parses, looking inside code fences and prose.
+/// The decision object of a reply, looking inside code fences and prose: of the top-level JSON
+/// objects that parse, the last one that carries an action (a reply may echo an example before
+/// its answer), else the first one (so its missing action is reported).
 fn find_json_object(text: &str) -> Option<Map<String, Value>> {
+    let has_action = |map: &Map<String, Value>| {
+        map.keys()
+            .any(|k| matches!(normalize_key(k).as_str(), "action" | "decision"))
+    };
     let bytes = text.as_bytes();
+    let (mut first, mut with_action) = (None, None);
     let mut start = 0;
     // bounded: at most this many candidate objects are tried
     for _ in 0..64 {
-        let open = start + text.get(start..)?.find('{')?;
+        let Some(open) = text.get(start..).and_then(|t| t.find('{')) else {
+            break;
+        };
+        let open = start + open;
+        start = open + 1;
         if let Some(end) = matching_brace(bytes, open)
             && let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&text[open..=end])
         {
-            return Some(map);
+            // the next candidate starts after this object, not inside it
+            start = end + 1;
+            if has_action(&map) {
+                with_action = Some(map);
+            } else if first.is_none() {
+                first = Some(map);
+            }
         }
-        start = open + 1;
     }
-    None
+    with_action.or(first)
 }
 
 /// Index of the `}` closing the `{` at `open`, skipping strings.
@@ -410,6 +433,49 @@ mod tests {
             assert!(d.error.is_some(), "{raw}");
             assert_eq!(d.raw.as_deref(), Some(raw));
         }
+    }
+
+    #[test]
+    fn a_size_written_in_percent_is_that_percent() {
+        assert_eq!(
+            parse(r#"{"action":"long","size":"1%"}"#).order.size,
+            Some(0.01)
+        );
+        assert_eq!(
+            parse(r#"{"action":"long","size":"25 %"}"#).order.size,
+            Some(0.25)
+        );
+        let d = parse(r#"{"action":"long","size":"0.5%"}"#);
+        assert_eq!(d.order.size, Some(rules::MIN_SIZE));
+        assert_eq!(d.notes.len(), 2, "{:?}", d.notes); // confidence missing, size clamped
+        assert_eq!(
+            parse(r#"{"action":"long","size_pct":1}"#).order.size,
+            Some(0.01)
+        );
+        assert_eq!(
+            parse(r#"{"action":"long","size":0.5}"#).order.size,
+            Some(0.5)
+        );
+        assert_eq!(parse(r#"{"action":"long","size":1}"#).order.size, Some(1.0));
+        assert_eq!(
+            parse(r#"{"action":"long","size":40}"#).order.size,
+            Some(0.4)
+        );
+    }
+
+    #[test]
+    fn the_decision_is_the_last_object_carrying_an_action() {
+        let reply = "The format is {\"action\": \"long\", \"confidence\": 50}. \
+                     Context: {\"rsi\": 71}. My answer:\n\
+                     ```json\n{\"action\": \"short\", \"confidence\": 70, \
+                     \"order\": {\"stop_loss_pct\": 2}}\n```";
+        let d = parse(reply);
+        assert_eq!(d.action, Action::Short);
+        assert_eq!(d.confidence, 70);
+        assert_eq!(d.order.stop_loss_pct, Some(2.0));
+        // an object without an action is still reported as such
+        let d = parse(r#"{"rsi": 71} and {"note": "x"}"#);
+        assert_eq!(d.error.as_deref(), Some("the reply has no `action`"));
     }
 
     #[test]

@@ -194,20 +194,35 @@ pub enum EngineError {
     NoCandle,
     #[error("the session is finished")]
     Finished,
+    #[error("unreadable checkpoint: {0}")]
+    Checkpoint(String),
 }
 
-/// What `apply` did.
+/// What a candle did once its decision was applied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Applied {
     /// What was actually done (a refused action is a hold).
     pub action: Action,
     /// Why something was refused, clamped or adjusted.
     pub notes: Vec<String>,
-    /// A trade closed by the decision (close, or the first half of a reversal).
-    pub closed: Option<Trade>,
+    /// Every trade the candle closed, in order: a stop-loss, take-profit or liquidation on its
+    /// range first, then the decision's close (a close, or the first half of a reversal).
+    pub closed: Vec<Trade>,
     /// The position opened by the decision.
     pub opened: Option<Position>,
 }
+
+/// One candle through the whole cycle (see [`Engine::step`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// The decision as the decider made it.
+    pub decision: Decision,
+    pub applied: Applied,
+}
+
+/// The checkpoint format this engine writes and reads (see [`Engine::checkpoint`]). Bump it with
+/// any change to the serialised state: an older checkpoint is then refused, never misread.
+pub const CHECKPOINT_VERSION: u32 = 2;
 
 /// The whole engine state; `Clone` and serialisable: the checkpoint is this value.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -291,16 +306,20 @@ impl Engine {
             return Err(invalid("candle times must increase"));
         }
         if self.awaiting {
+            // the previous candle had no decision: a HOLD; its range exit, if any, stays pending
+            // so that the next `apply` (or `finish`) still returns it
             self.settle_candle();
+        } else {
+            self.range_exit = None;
         }
-        self.range_exit = None;
+        // counted first: a range exit happens on this candle and carries its index
+        self.observed += 1;
         if self.position.is_some() {
             self.check_range_exits(&candle);
         }
         self.indicators.update(&candle);
         self.first_close.get_or_insert(candle.close);
         self.candle = Some(candle);
-        self.observed += 1;
         self.awaiting = true;
         Ok(Context {
             engine: self,
@@ -314,6 +333,54 @@ impl Engine {
             engine: self,
             candle,
         })
+    }
+
+    /// The whole cycle for one candle with a synchronous decider (a baseline, a replay): observe,
+    /// decide, apply. The returned [`Applied::closed`] holds every trade the candle closed. The
+    /// CLI, the benchmark and the tests drive the engine with it; an asynchronous decider (a model
+    /// call) calls [`Engine::observe`] and [`Engine::apply`] itself, which return the same.
+    pub fn step(
+        &mut self,
+        candle: Candle,
+        decide: impl FnOnce(&Context<'_>) -> Decision,
+    ) -> Result<Step, EngineError> {
+        let decision = decide(&self.observe(candle)?);
+        let applied = self.apply(&decision)?;
+        Ok(Step { decision, applied })
+    }
+
+    /// The engine as a versioned checkpoint (`{"version": .., "engine": ..}`), for storage as
+    /// JSON between steps.
+    pub fn checkpoint(&self) -> Result<serde_json::Value, EngineError> {
+        Ok(serde_json::json!({
+            "version": CHECKPOINT_VERSION,
+            "engine": serde_json::to_value(self).map_err(|e| EngineError::Checkpoint(e.to_string()))?,
+        }))
+    }
+
+    /// Restores an engine from [`Engine::checkpoint`]'s value. A checkpoint of another format
+    /// version is refused with both versions named.
+    pub fn restore(checkpoint: &serde_json::Value) -> Result<Self, EngineError> {
+        let version = checkpoint
+            .get("version")
+            .and_then(serde_json::Value::as_u64);
+        match version {
+            Some(v) if v == u64::from(CHECKPOINT_VERSION) => {}
+            Some(v) => {
+                return Err(EngineError::Checkpoint(format!(
+                    "format version {v}, this engine reads version {CHECKPOINT_VERSION}"
+                )));
+            }
+            None => {
+                return Err(EngineError::Checkpoint(format!(
+                    "no format version (this engine reads version {CHECKPOINT_VERSION})"
+                )));
+            }
+        }
+        let engine = checkpoint
+            .get("engine")
+            .ok_or_else(|| EngineError::Checkpoint("no engine state".into()))?;
+        Self::deserialize(engine).map_err(|e| EngineError::Checkpoint(e.to_string()))
     }
 
     /// Step 2 of the cycle: the decision for the observed candle, filled at its close.
@@ -331,12 +398,15 @@ impl Engine {
         }
         let candle = self.candle.ok_or(EngineError::NoCandle)?;
         let mut notes = Vec::new();
-        let (mut closed, mut opened) = (None, None);
+        let mut closed: Vec<Trade> = self.range_exit.take().into_iter().collect();
+        let mut opened = None;
+        let mut signal_close = false;
         let side = match action {
             Action::Hold => None,
             Action::Close => {
                 if self.position.is_some() {
-                    closed = self.close(&candle, candle.close, ExitType::Signal);
+                    closed.extend(self.close(&candle, candle.close, ExitType::Signal));
+                    signal_close = true;
                 } else {
                     notes.push("close ignored: no open position".into());
                 }
@@ -355,19 +425,20 @@ impl Engine {
                     ));
                 }
                 Some(_) => {
-                    closed = self.close(&candle, candle.close, ExitType::Signal);
+                    closed.extend(self.close(&candle, candle.close, ExitType::Signal));
+                    signal_close = true;
                     opened = self.open(&candle, side, order, &mut notes);
                 }
                 None => opened = self.open(&candle, side, order, &mut notes),
             }
         }
-        let action = match (&opened, &closed) {
+        let action = match (&opened, signal_close) {
             (Some(p), _) => match p.side {
                 Side::Long => Action::Long,
                 Side::Short => Action::Short,
             },
-            (None, Some(_)) => Action::Close,
-            (None, None) => Action::Hold,
+            (None, true) => Action::Close,
+            (None, false) => Action::Hold,
         };
         self.settle_candle();
         Ok(Applied {
@@ -379,18 +450,19 @@ impl Engine {
     }
 
     /// Ends the session: a pending decision counts as HOLD, an open position closes at the last
-    /// close (`session_end`), and the metrics are computed.
-    pub fn finish(&mut self) -> Result<(Option<Trade>, Metrics), EngineError> {
+    /// close (`session_end`), and the metrics are computed. Returns the trades this closed: a
+    /// range exit not yet returned by `apply`, then the `session_end` close.
+    pub fn finish(&mut self) -> Result<(Vec<Trade>, Metrics), EngineError> {
         if self.finished {
             return Err(EngineError::Finished);
         }
         if self.awaiting {
             self.settle_candle();
         }
-        let closed = match (self.candle, self.position.is_some()) {
-            (Some(c), true) => self.close(&c, c.close, ExitType::SessionEnd),
-            _ => None,
-        };
+        let mut closed: Vec<Trade> = self.range_exit.take().into_iter().collect();
+        if let Some(c) = self.candle.filter(|_| self.position.is_some()) {
+            closed.extend(self.close(&c, c.close, ExitType::SessionEnd));
+        }
         self.finished = true;
         let metrics = self.stats.metrics(self.balance, self.config.timeframe);
         Ok((closed, metrics))
@@ -551,11 +623,16 @@ impl Engine {
                 notes,
             )
         });
+        // a short's target lies below its entry and can never reach zero
+        let max_tp = match side {
+            Side::Long => rules::MAX_TAKE_PROFIT_PCT,
+            Side::Short => rules::MAX_SHORT_TAKE_PROFIT_PCT,
+        };
         let tp_pct = order.take_profit_pct.map(|t| {
             clamp_noted(
                 t,
                 rules::MIN_TAKE_PROFIT_PCT,
-                rules::MAX_TAKE_PROFIT_PCT,
+                max_tp,
                 "take_profit_pct",
                 notes,
             )

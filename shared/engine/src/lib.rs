@@ -18,5 +18,8 @@ pub mod prompt;
 pub mod rules;
 
 pub use decision::{Action, Decision, Order};
-pub use engine::{Context, Engine, EngineConfig, ExitType, Mode, Position, Side, Trade};
+pub use engine::{
+    Applied, CHECKPOINT_VERSION, Context, Engine, EngineConfig, ExitType, Mode, Position, Side,
+    Step, Trade,
+};
 pub use metrics::Metrics;

@@ -15,7 +15,10 @@
 //! - exposure % = candles ending with an open position / `N` * 100
 //! - Sharpe = `mean(r) / stdev(r) * sqrt(P)` (sample deviation, risk-free 0)
 //! - Sortino = `mean(r) / sqrt(sum(min(r, 0)^2) / N) * sqrt(P)`
-//! - CAGR % = `((e_final / capital)^(P / N) - 1) * 100`; Calmar = `CAGR % / max drawdown %`
+//! - CAGR % = `((e_final / capital)^(1 / Y) - 1) * 100` with `Y` the elapsed candle time in
+//!   365-day years (first candle's open to last candle's close, gaps included); Calmar =
+//!   `CAGR % / max drawdown %`. Both are `None` for a span shorter than 30 days, where an
+//!   annualised figure says nothing.
 //!
 //! A ratio with too few points or a zero denominator is `None`, never infinity.
 
@@ -26,6 +29,11 @@ use crate::engine::Trade;
 
 /// Most points of the equity curve.
 pub const MAX_CURVE_POINTS: usize = 1000;
+
+/// Shortest span of candle time with an annualised return (CAGR, Calmar).
+pub const MIN_ANNUALISED_SPAN_MS: i64 = 30 * DAY_MS;
+const DAY_MS: i64 = 86_400_000;
+const YEAR_MS: f64 = 365.0 * DAY_MS as f64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct EquityPoint {
@@ -74,6 +82,7 @@ pub struct Stats {
     downside_sq: f64,
     first_close: Option<f64>,
     last_close: f64,
+    first_time: Option<i64>,
     last_time: i64,
     trades: u32,
     wins: u32,
@@ -101,6 +110,7 @@ impl Stats {
             downside_sq: 0.0,
             first_close: None,
             last_close: 0.0,
+            first_time: None,
             last_time: 0,
             trades: 0,
             wins: 0,
@@ -146,6 +156,7 @@ impl Stats {
         }
         self.first_close.get_or_insert(close);
         self.last_close = close;
+        self.first_time.get_or_insert(time);
         self.last_time = time;
         self.curve.push(EquityPoint { time, equity });
     }
@@ -184,8 +195,14 @@ impl Stats {
             .then(|| (self.downside_sq / n).sqrt())
             .and_then(positive);
         let max_drawdown_pct = self.max_drawdown * 100.0;
-        let cagr_pct = (self.candles > 0 && final_equity > 0.0)
-            .then(|| ((final_equity / self.capital).powf(per_year / n) - 1.0) * 100.0)
+        // elapsed candle time: from the first open to the last close
+        let span_ms = self
+            .first_time
+            .map(|first| self.last_time - first + timeframe.millis())
+            .filter(|&span| span >= MIN_ANNUALISED_SPAN_MS);
+        let cagr_pct = span_ms
+            .filter(|_| final_equity > 0.0)
+            .map(|span| ((final_equity / self.capital).powf(YEAR_MS / span as f64) - 1.0) * 100.0)
             .filter(|x| x.is_finite());
         let mut equity_curve = self.curve.points.clone();
         if self.candles > 0 {
@@ -282,6 +299,33 @@ mod tests {
         assert_eq!(m.equity_curve[0].time, 0);
         assert_eq!(m.equity_curve.last().unwrap().time, 45_023);
         assert_eq!(m.equity_curve.last().unwrap().equity, 123.0);
+    }
+
+    #[test]
+    fn cagr_and_calmar_use_elapsed_time_and_need_30_days() {
+        const HOUR: i64 = 3_600_000;
+        // 29 days of hourly candles: too short to annualise
+        let mut stats = Stats::new(100.0);
+        for i in 0..(29 * 24) {
+            stats.record_candle(i * HOUR, 1.0, 100.0 + (i % 3) as f64, true);
+        }
+        let m = stats.metrics(110.0, Timeframe::H1);
+        assert_eq!(m.cagr_pct, None);
+        assert_eq!(m.calmar_ratio, None);
+
+        // 100 candles spread over 365 days (a gap of ~361 days): one year elapsed, not 100 hours
+        let mut stats = Stats::new(100.0);
+        for i in 0..99 {
+            stats.record_candle(i * HOUR, 1.0, 100.0, false);
+        }
+        stats.record_candle(365 * DAY_MS - HOUR, 1.0, 90.0, false);
+        let m = stats.metrics(110.0, Timeframe::H1);
+        assert!(
+            (m.cagr_pct.unwrap() - 10.0).abs() < 1e-9,
+            "{:?}",
+            m.cagr_pct
+        );
+        assert!((m.calmar_ratio.unwrap() - 1.0).abs() < 1e-9);
     }
 
     #[test]

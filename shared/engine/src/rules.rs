@@ -8,6 +8,8 @@ pub const MAX_STOP_PCT: f64 = 50.0;
 /// Take-profit distance bounds, percent of the entry price.
 pub const MIN_TAKE_PROFIT_PCT: f64 = 0.1;
 pub const MAX_TAKE_PROFIT_PCT: f64 = 1000.0;
+/// A short's take-profit lies below the entry: at most this far, so its price stays positive.
+pub const MAX_SHORT_TAKE_PROFIT_PCT: f64 = 99.0;
 /// Smallest fraction of equity an order may commit.
 pub const MIN_SIZE: f64 = 0.01;
 

@@ -33,16 +33,12 @@ fn run(kind: Kind, variant: u8, candles: &[Candle], split: Option<usize>) -> (Ve
     let mut trades = Vec::new();
     for (i, candle) in candles.iter().enumerate() {
         if Some(i) == split {
-            let checkpoint = serde_json::to_string(&engine).unwrap();
-            // through a generic JSON value too, as jsonb storage would
-            let value: serde_json::Value = serde_json::from_str(&checkpoint).unwrap();
-            engine = serde_json::from_value(value).unwrap();
+            // through text and back, as jsonb storage would
+            let text = engine.checkpoint().unwrap().to_string();
+            engine = Engine::restore(&serde_json::from_str(&text).unwrap()).unwrap();
         }
-        let ctx = engine.observe(*candle).unwrap();
-        trades.extend(ctx.range_exit().cloned());
-        let decision = baseline.decide(&ctx);
-        let applied = engine.apply(&decision).unwrap();
-        trades.extend(applied.closed);
+        let step = engine.step(*candle, |ctx| baseline.decide(ctx)).unwrap();
+        trades.extend(step.applied.closed);
     }
     let (last, metrics) = engine.finish().unwrap();
     trades.extend(last);
@@ -85,7 +81,7 @@ fn a_checkpoint_is_small() {
             .decide(&ctx);
         engine.apply(&d).unwrap();
     }
-    let size = serde_json::to_string(&engine).unwrap().len();
+    let size = engine.checkpoint().unwrap().to_string().len();
     println!("checkpoint after 9,000 candles: {size} bytes");
     assert!(size < 200_000, "{size} bytes");
 }
@@ -102,4 +98,26 @@ fn restoring_during_the_warm_up_changes_nothing() {
             assert_eq!(m, metrics, "{kind:?} split {split}");
         }
     }
+}
+
+#[test]
+fn a_checkpoint_of_another_format_version_is_refused_not_misread() {
+    let mut engine = Engine::new(config(Kind::SmaCross, 0)).unwrap();
+    engine
+        .step(btc_1h()[0], |_| engine::Decision::hold(""))
+        .unwrap();
+    let mut checkpoint = engine.checkpoint().unwrap();
+    assert_eq!(checkpoint["version"], engine::CHECKPOINT_VERSION);
+    assert!(Engine::restore(&checkpoint).is_ok());
+
+    checkpoint["version"] = (engine::CHECKPOINT_VERSION + 1).into();
+    let err = Engine::restore(&checkpoint).unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("version {}", engine::CHECKPOINT_VERSION + 1)),
+        "{err}"
+    );
+    // the bare engine state of the first format (no version) is refused too
+    let bare = checkpoint["engine"].clone();
+    let err = Engine::restore(&bare).unwrap_err().to_string();
+    assert!(err.contains("no format version"), "{err}");
 }

@@ -5,7 +5,9 @@ mod common;
 
 use common::btc_1h;
 use engine::engine::Applied;
-use engine::{Action, Candle, Engine, EngineConfig, ExitType, Mode, Order, Side, Timeframe};
+use engine::{
+    Action, Candle, Decision, Engine, EngineConfig, ExitType, Mode, Order, Side, Timeframe,
+};
 
 fn config() -> EngineConfig {
     let mut c = EngineConfig::new("BTCUSDT", Timeframe::H1);
@@ -23,10 +25,15 @@ fn open_at(engine: &mut Engine, candle: Candle, action: Action, order: Order) ->
     engine.apply_order(action, &order).unwrap()
 }
 
+/// One candle with a HOLD decision, through the engine's driver; the trade its range closed.
 fn hold(engine: &mut Engine, candle: Candle) -> Option<engine::Trade> {
-    let exit = engine.observe(candle).unwrap().range_exit().cloned();
-    engine.apply_order(Action::Hold, &Order::default()).unwrap();
-    exit
+    let mut closed = engine
+        .step(candle, |_| Decision::hold("waiting"))
+        .unwrap()
+        .applied
+        .closed;
+    assert!(closed.len() <= 1, "a hold closes at most the range exit");
+    closed.pop()
 }
 
 #[test]
@@ -45,11 +52,12 @@ fn fees_and_slippage_are_paid_on_every_fill() {
     assert!(close_enough(opened.entry_fee, notional * fee));
 
     engine.observe(b).unwrap();
-    let closed = engine
+    let mut closed = engine
         .apply_order(Action::Close, &Order::default())
         .unwrap()
-        .closed
-        .unwrap();
+        .closed;
+    assert_eq!(closed.len(), 1);
+    let closed = closed.remove(0);
     assert_eq!(closed.exit_type, ExitType::Signal);
     let exit = b.close * (1.0 - slip);
     assert!(close_enough(closed.exit_price, exit));
@@ -109,6 +117,9 @@ fn stop_loss_is_taken_first_when_both_levels_are_touched_in_one_candle() {
         let p = open_at(&mut engine, data[i], side, order).opened.unwrap();
         let trade = hold(&mut engine, data[i + 1]).expect("the candle closes the trade");
         assert_eq!(trade.exit_type, ExitType::StopLoss, "{side:?}");
+        // the exit happened on the second candle of the session, and says so
+        assert_eq!((trade.entry_index, trade.exit_index), (0, 1));
+        assert_eq!(trade.exit_time, data[i + 1].time);
         let sign = if p.side == Side::Long { 1.0 } else { -1.0 };
         assert!(close_enough(
             trade.exit_price,
@@ -332,7 +343,8 @@ fn actions_that_cannot_apply_are_holds_with_a_note_and_opposite_signals_reverse(
     assert_eq!(applied.notes, ["long ignored: already long"]);
 
     let applied = open_at(&mut engine, data[403], Action::Short, Order::default());
-    assert_eq!(applied.closed.unwrap().exit_type, ExitType::Signal);
+    assert_eq!(applied.closed.len(), 1);
+    assert_eq!(applied.closed[0].exit_type, ExitType::Signal);
     assert_eq!(applied.opened.unwrap().side, Side::Short);
     assert_eq!(applied.action, Action::Short);
 }
@@ -346,9 +358,11 @@ fn the_session_end_closes_the_position_at_the_last_close_without_changing_equity
         hold(&mut engine, *c);
     }
     let marked = engine.equity();
-    let (closed, metrics) = engine.finish().unwrap();
-    let closed = closed.unwrap();
+    let (mut closed, metrics) = engine.finish().unwrap();
+    assert_eq!(closed.len(), 1);
+    let closed = closed.remove(0);
     assert_eq!(closed.exit_type, ExitType::SessionEnd);
+    assert_eq!(closed.exit_index, 99);
     assert!(close_enough(
         closed.exit_price,
         data[599].close * (1.0 - 0.0005)
@@ -383,4 +397,87 @@ fn bad_candles_and_bad_configs_are_errors_not_panics() {
             .to_string()
             .contains("valid: rsi")
     );
+}
+
+#[test]
+fn a_shorts_take_profit_stays_above_zero() {
+    let data = btc_1h();
+    let mut engine = Engine::new(config()).unwrap();
+    let order = Order {
+        take_profit_pct: Some(500.0),
+        ..Order::default()
+    };
+    let applied = open_at(&mut engine, data[700], Action::Short, order);
+    let p = applied.opened.unwrap();
+    let tp = p.take_profit.unwrap();
+    assert!(tp > 0.0, "take-profit {tp}");
+    assert!(close_enough(
+        tp,
+        p.entry_price * (1.0 - engine::rules::MAX_SHORT_TAKE_PROFIT_PCT / 100.0)
+    ));
+    assert!(applied.notes.iter().any(|n| n.contains("take_profit_pct")));
+    // a long may still aim far
+    let mut engine = Engine::new(config()).unwrap();
+    let p = open_at(&mut engine, data[700], Action::Long, order)
+        .opened
+        .unwrap();
+    assert!(close_enough(p.take_profit.unwrap(), p.entry_price * 6.0));
+}
+
+#[test]
+fn the_driver_returns_every_trade_a_candle_closed() {
+    let data = btc_1h();
+    let i = find_wide_candle(data, 1000);
+    let mut engine = Engine::new(config()).unwrap();
+    let tight = Order {
+        stop_loss_pct: Some(0.8),
+        ..Order::default()
+    };
+    // a long at candle i, a short with a tight stop at i + 1 (reversal: the long closes)...
+    engine.step(data[i - 1], |_| Decision::hold("")).unwrap();
+    let long = engine
+        .step(data[i], |_| {
+            Decision::new(
+                Action::Long,
+                engine::decision::Reasoning::Text(String::new()),
+                50,
+                tight,
+            )
+        })
+        .unwrap();
+    assert!(long.applied.opened.is_some());
+    // the wide candle i + 1 stops the long out on its range, then the decision opens a short
+    let step = engine
+        .step(data[i + 1], |ctx| {
+            assert!(ctx.range_exit().is_some(), "the prompt sees the range exit");
+            Decision::new(
+                Action::Short,
+                engine::decision::Reasoning::Text(String::new()),
+                50,
+                Order::default(),
+            )
+        })
+        .unwrap();
+    let kinds: Vec<ExitType> = step.applied.closed.iter().map(|t| t.exit_type).collect();
+    assert_eq!(kinds, [ExitType::StopLoss]);
+    assert_eq!(step.applied.closed[0].exit_index, 2);
+    assert_eq!(step.applied.opened.as_ref().unwrap().side, Side::Short);
+    // the next candle reverses the short into a long: the signal close comes back too
+    let step = engine
+        .step(data[i + 2], |_| {
+            Decision::new(
+                Action::Long,
+                engine::decision::Reasoning::Text(String::new()),
+                50,
+                Order::default(),
+            )
+        })
+        .unwrap();
+    let kinds: Vec<ExitType> = step.applied.closed.iter().map(|t| t.exit_type).collect();
+    assert_eq!(kinds, [ExitType::Signal]);
+    assert_eq!(step.applied.action, Action::Long);
+    // and the session's end closes the rest
+    let (closed, _) = engine.finish().unwrap();
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0].exit_type, ExitType::SessionEnd);
 }

@@ -87,6 +87,8 @@ impl From<AuthError> for ApiError {
 struct KeyCache {
     keys: HashMap<String, DecodingKey>,
     last_attempt: Option<Instant>,
+    /// Why the last fetch failed, while no key could be had at all.
+    last_error: Option<String>,
 }
 
 /// Verifies Clerk session tokens. Built once per cold start; keys are fetched on first use.
@@ -177,9 +179,13 @@ impl Authenticator {
         if let Some(key) = self.cached(kid) {
             return Ok(key);
         }
-        let (has_keys, last_attempt) = {
+        let (has_keys, last_attempt, last_error) = {
             let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
-            (!cache.keys.is_empty(), cache.last_attempt)
+            (
+                !cache.keys.is_empty(),
+                cache.last_attempt,
+                cache.last_error.clone(),
+            )
         };
         // With no usable key at all, retry soon; otherwise respect the refresh interval.
         let interval = if has_keys {
@@ -188,7 +194,12 @@ impl Authenticator {
             Duration::from_secs(1).min(self.config.jwks_min_refresh)
         };
         if last_attempt.is_some_and(|t| t.elapsed() < interval) {
-            return Err(AuthError::UnknownKey);
+            // Without any key we cannot tell a good token from a bad one: that is our outage
+            // (503), not the caller's fault (a 401 would sign users out on a JWKS blip).
+            return Err(match (has_keys, last_error) {
+                (false, Some(error)) => AuthError::KeysUnavailable(error),
+                _ => AuthError::UnknownKey,
+            });
         }
         let fetched = self.fetch().await;
         let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
@@ -197,9 +208,16 @@ impl Authenticator {
             Ok(keys) => {
                 tracing::info!(keys = keys.len(), "fetched Clerk JWKS");
                 cache.keys = keys;
+                cache.last_error = None;
                 cache.keys.get(kid).cloned().ok_or(AuthError::UnknownKey)
             }
-            Err(err) if cache.keys.is_empty() => Err(err),
+            Err(err) if cache.keys.is_empty() => {
+                cache.last_error = Some(match &err {
+                    AuthError::KeysUnavailable(cause) => cause.clone(),
+                    other => other.to_string(),
+                });
+                Err(err)
+            }
             Err(err) => {
                 tracing::warn!(error = %err, "JWKS refresh failed; keeping the cached keys");
                 Err(AuthError::UnknownKey)
@@ -278,7 +296,10 @@ where
         let auth = Arc::<Authenticator>::from_ref(state);
         let claims = auth.verify(token).await?;
         let pool = PgPool::from_ref(state);
-        let id = crate::users::provision(&pool, &claims.sub).await?;
+        // `None`: the account was deleted again and again while we provisioned it
+        let id = store::users::provision(&pool, &claims.sub)
+            .await?
+            .ok_or_else(|| ApiError::Unavailable("account provisioning kept racing".into()))?;
         tracing::Span::current().record("user_id", tracing::field::display(id));
         Ok(Self {
             id,

@@ -1,7 +1,11 @@
-//! Configuration, read once per cold start from environment variables into one typed struct.
+//! Configuration, read once per cold start from environment variables, in small pieces: each
+//! function declares the pieces it needs (a struct of them implementing [`FromEnv`]), so it
+//! requires only its own variables. Every variable is listed in the README.
 //!
-//! Every variable is listed in the README. Secrets are held as [`SecretString`] so that a
-//! `Debug` print of the configuration cannot reveal them.
+//! Secrets are held as [`SecretString`] so that a `Debug` print of the configuration cannot
+//! reveal them. Nothing here calls `set_var`: the local tool and the tests configure a function
+//! through [`Env::from_lookup`], by variable name, exactly as Lambda does through the process
+//! environment.
 
 use std::time::Duration;
 
@@ -16,6 +20,98 @@ pub enum ConfigError {
     Invalid { name: &'static str, reason: String },
 }
 
+impl ConfigError {
+    fn invalid(name: &'static str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            name,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Answers a variable's value by name.
+type Lookup<'a> = Box<dyn Fn(&str) -> Option<String> + 'a>;
+
+/// Where variables are read from: the process environment, or a lookup function.
+pub struct Env<'a> {
+    lookup: Lookup<'a>,
+}
+
+impl std::fmt::Debug for Env<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Env")
+    }
+}
+
+impl Env<'static> {
+    /// The process environment.
+    pub fn process() -> Self {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+}
+
+impl<'a> Env<'a> {
+    /// Variables answered by `lookup` (the local tool and the tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String> + 'a) -> Self {
+        Self {
+            lookup: Box::new(lookup),
+        }
+    }
+
+    /// A variable's value; an empty or blank value counts as unset.
+    pub fn get(&self, name: &str) -> Option<String> {
+        (self.lookup)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    pub fn require(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.get(name).ok_or(ConfigError::Missing(name))
+    }
+
+    /// A number in `range`, or `default` when unset.
+    pub fn number<T>(
+        &self,
+        name: &'static str,
+        default: T,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+    {
+        let Some(text) = self.get(name) else {
+            return Ok(default);
+        };
+        text.trim()
+            .parse::<T>()
+            .ok()
+            .filter(|v| range.contains(v))
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    name,
+                    format!(
+                        "expected a number between {} and {}",
+                        range.start(),
+                        range.end()
+                    ),
+                )
+            })
+    }
+
+    /// Whether we run inside AWS Lambda (the runtime sets `AWS_LAMBDA_FUNCTION_NAME`).
+    pub fn in_lambda(&self) -> bool {
+        self.get("AWS_LAMBDA_FUNCTION_NAME").is_some()
+    }
+}
+
+/// A piece of configuration, or a function's whole configuration made of pieces.
+pub trait FromEnv: Sized {
+    fn from_env(env: &Env<'_>) -> Result<Self, ConfigError>;
+
+    /// Reads the process environment (a Lambda's `main`).
+    fn from_process_env() -> Result<Self, ConfigError> {
+        Self::from_env(&Env::process())
+    }
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -25,67 +121,85 @@ pub enum LogFormat {
     Pretty,
 }
 
-/// Clerk session-token verification settings.
+/// `LOG_FORMAT` (`json` | `pretty`; default json in Lambda, pretty elsewhere).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TelemetryConfig {
+    pub log_format: LogFormat,
+}
+
+impl FromEnv for TelemetryConfig {
+    fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let log_format = match env.get("LOG_FORMAT").as_deref() {
+            Some("json") => LogFormat::Json,
+            Some("pretty") => LogFormat::Pretty,
+            Some(_) => {
+                return Err(ConfigError::invalid(
+                    "LOG_FORMAT",
+                    "expected json or pretty",
+                ));
+            }
+            None if env.in_lambda() => LogFormat::Json,
+            None => LogFormat::Pretty,
+        };
+        Ok(Self { log_format })
+    }
+}
+
+/// `DATABASE_URL` (required, secret) and `DATABASE_MAX_CONNECTIONS` (1..100, default 1: one
+/// connection per Lambda execution environment, DESIGN section 5b).
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    pub url: SecretString,
+    pub max_connections: u32,
+}
+
+impl FromEnv for DatabaseConfig {
+    fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            url: SecretString::from(env.require("DATABASE_URL")?),
+            max_connections: env.number("DATABASE_MAX_CONNECTIONS", 1, 1..=100)?,
+        })
+    }
+}
+
+/// Least interval between two JWKS fetches caused by unknown key ids.
+pub const JWKS_MIN_REFRESH_FLOOR: Duration = Duration::from_secs(10);
+
+/// Clerk session-token verification: `CLERK_ISSUER` (required), `CLERK_JWKS_URL` (default
+/// `<issuer>/.well-known/jwks.json`), `CLERK_AUTHORIZED_PARTIES` (comma-separated origins;
+/// required in Lambda, may be empty locally), `CLERK_JWKS_MIN_REFRESH_SECS` (10..86400,
+/// default 300).
 #[derive(Debug, Clone)]
 pub struct ClerkConfig {
     /// Expected `iss` claim: the Frontend API URL of the Clerk instance.
     pub issuer: String,
-    /// Where the JWKS is fetched from (default `<issuer>/.well-known/jwks.json`).
+    /// Where the JWKS is fetched from.
     pub jwks_url: String,
-    /// Accepted `azp` values (the app's origins). Empty accepts any; a token without `azp` is
-    /// accepted either way, as Clerk documents.
+    /// Accepted `azp` values (the app's origins). Empty accepts any (local use only); a token
+    /// without `azp` is accepted either way, as Clerk documents.
     pub authorized_parties: Vec<String>,
     /// Least time between two JWKS fetches caused by unknown key ids.
     pub jwks_min_refresh: Duration,
 }
 
-/// Everything a function needs from its environment.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Postgres connection string (`DATABASE_URL`). Secret: it may hold a password.
-    pub database_url: SecretString,
-    /// Pool size per Lambda instance (`DATABASE_MAX_CONNECTIONS`, default 2).
-    pub database_max_connections: u32,
-    pub clerk: ClerkConfig,
-    pub log_format: LogFormat,
-}
-
-impl Config {
-    /// Reads the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// Reads configuration through `lookup`, which answers a variable's value by name. The local
-    /// tool and the tests use it to configure functions exactly as Lambda does, without touching
-    /// the process environment.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &'static str| lookup(name).filter(|v| !v.trim().is_empty());
-        let require = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
-
-        let database_url = SecretString::from(require("DATABASE_URL")?);
-        let database_max_connections = match get("DATABASE_MAX_CONNECTIONS") {
-            None => 2,
-            Some(v) => v
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=100).contains(n))
-                .ok_or(ConfigError::Invalid {
-                    name: "DATABASE_MAX_CONNECTIONS",
-                    reason: "expected an integer between 1 and 100".into(),
-                })?,
-        };
-
-        let issuer = require("CLERK_ISSUER")?.trim_end_matches('/').to_owned();
+impl FromEnv for ClerkConfig {
+    fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let issuer = env
+            .require("CLERK_ISSUER")?
+            .trim()
+            .trim_end_matches('/')
+            .to_owned();
         if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
-            return Err(ConfigError::Invalid {
-                name: "CLERK_ISSUER",
-                reason: "expected the Clerk Frontend API URL (https://...)".into(),
-            });
+            return Err(ConfigError::invalid(
+                "CLERK_ISSUER",
+                "expected the Clerk Frontend API URL (https://...)",
+            ));
         }
-        let jwks_url =
-            get("CLERK_JWKS_URL").unwrap_or_else(|| format!("{issuer}/.well-known/jwks.json"));
-        let authorized_parties = get("CLERK_AUTHORIZED_PARTIES")
+        let jwks_url = env
+            .get("CLERK_JWKS_URL")
+            .unwrap_or_else(|| format!("{issuer}/.well-known/jwks.json"));
+        let authorized_parties: Vec<String> = env
+            .get("CLERK_AUTHORIZED_PARTIES")
             .map(|v| {
                 v.split(',')
                     .map(|p| p.trim().trim_end_matches('/').to_owned())
@@ -93,37 +207,20 @@ impl Config {
                     .collect()
             })
             .unwrap_or_default();
-        let jwks_min_refresh = match get("CLERK_JWKS_MIN_REFRESH_SECS") {
-            None => Duration::from_secs(300),
-            Some(v) => Duration::from_secs(v.parse().map_err(|_| ConfigError::Invalid {
-                name: "CLERK_JWKS_MIN_REFRESH_SECS",
-                reason: "expected a number of seconds".into(),
-            })?),
-        };
-
-        let log_format = match get("LOG_FORMAT").as_deref() {
-            Some("json") => LogFormat::Json,
-            Some("pretty") => LogFormat::Pretty,
-            Some(_) => {
-                return Err(ConfigError::Invalid {
-                    name: "LOG_FORMAT",
-                    reason: "expected json or pretty".into(),
-                });
-            }
-            None if get("AWS_LAMBDA_FUNCTION_NAME").is_some() => LogFormat::Json,
-            None => LogFormat::Pretty,
-        };
-
+        if authorized_parties.is_empty() && env.in_lambda() {
+            return Err(ConfigError::invalid(
+                "CLERK_AUTHORIZED_PARTIES",
+                "required in Lambda: the comma-separated origins of the app (https://app.example.com)",
+            ));
+        }
+        let floor = JWKS_MIN_REFRESH_FLOOR.as_secs();
+        let jwks_min_refresh =
+            Duration::from_secs(env.number("CLERK_JWKS_MIN_REFRESH_SECS", 300, floor..=86_400)?);
         Ok(Self {
-            database_url,
-            database_max_connections,
-            clerk: ClerkConfig {
-                issuer,
-                jwks_url,
-                authorized_parties,
-                jwks_min_refresh,
-            },
-            log_format,
+            issuer,
+            jwks_url,
+            authorized_parties,
+            jwks_min_refresh,
         })
     }
 }
@@ -133,17 +230,17 @@ mod tests {
     use super::*;
     use secrecy::ExposeSecret;
 
-    fn lookup<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |name| {
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> Env<'a> {
+        Env::from_lookup(move |name| {
             vars.iter()
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| v.to_string())
-        }
+        })
     }
 
     #[test]
     fn a_missing_variable_is_named() {
-        let err = Config::from_lookup(lookup(&[("CLERK_ISSUER", "https://x")])).unwrap_err();
+        let err = DatabaseConfig::from_env(&env(&[("CLERK_ISSUER", "https://x")])).unwrap_err();
         assert_eq!(
             err.to_string(),
             "environment variable DATABASE_URL is required but not set"
@@ -151,9 +248,19 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_applied_and_secrets_are_not_printed() {
-        let c = Config::from_lookup(lookup(&[
-            ("DATABASE_URL", "postgres://u:hunter2@db/x"),
+    fn a_piece_reads_only_its_own_variables() {
+        // the database piece needs no Clerk variable, and the reverse
+        let db = DatabaseConfig::from_env(&env(&[("DATABASE_URL", "postgres://u:hunter2@db/x")]))
+            .unwrap();
+        assert_eq!(db.max_connections, 1);
+        assert_eq!(db.url.expose_secret(), "postgres://u:hunter2@db/x");
+        assert!(!format!("{db:?}").contains("hunter2"));
+        assert!(ClerkConfig::from_env(&env(&[("CLERK_ISSUER", "https://c.example.com")])).is_ok());
+    }
+
+    #[test]
+    fn clerk_defaults_are_applied() {
+        let c = ClerkConfig::from_env(&env(&[
             ("CLERK_ISSUER", "https://clerk.example.com/"),
             (
                 "CLERK_AUTHORIZED_PARTIES",
@@ -161,34 +268,57 @@ mod tests {
             ),
         ]))
         .unwrap();
-        assert_eq!(c.database_max_connections, 2);
-        assert_eq!(c.clerk.issuer, "https://clerk.example.com");
+        assert_eq!(c.issuer, "https://clerk.example.com");
         assert_eq!(
-            c.clerk.jwks_url,
+            c.jwks_url,
             "https://clerk.example.com/.well-known/jwks.json"
         );
         assert_eq!(
-            c.clerk.authorized_parties,
+            c.authorized_parties,
             vec!["https://app.example.com", "http://localhost:3000"]
         );
-        assert_eq!(c.clerk.jwks_min_refresh, Duration::from_secs(300));
-        assert_eq!(c.log_format, LogFormat::Pretty);
-        assert_eq!(c.database_url.expose_secret(), "postgres://u:hunter2@db/x");
-        assert!(!format!("{c:?}").contains("hunter2"));
+        assert_eq!(c.jwks_min_refresh, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn the_jwks_refresh_interval_has_a_floor_of_10_seconds() {
+        let read = |secs: &str| {
+            ClerkConfig::from_env(&env(&[
+                ("CLERK_ISSUER", "https://c.example.com"),
+                ("CLERK_JWKS_MIN_REFRESH_SECS", secs),
+            ]))
+        };
+        let err = read("1").unwrap_err().to_string();
+        assert!(err.contains("CLERK_JWKS_MIN_REFRESH_SECS"), "{err}");
+        assert!(err.contains("between 10 and"), "{err}");
+        assert_eq!(
+            read("10").unwrap().jwks_min_refresh,
+            Duration::from_secs(10)
+        );
+    }
+
+    #[test]
+    fn lambda_refuses_an_empty_authorized_parties_list_and_local_use_allows_it() {
+        let vars = [
+            ("CLERK_ISSUER", "https://c.example.com"),
+            ("AWS_LAMBDA_FUNCTION_NAME", "users"),
+            ("CLERK_AUTHORIZED_PARTIES", " , "),
+        ];
+        let err = ClerkConfig::from_env(&env(&vars)).unwrap_err().to_string();
+        assert!(err.contains("CLERK_AUTHORIZED_PARTIES"), "{err}");
+        assert!(ClerkConfig::from_env(&env(&vars[..1])).is_ok());
     }
 
     #[test]
     fn lambda_defaults_to_json_logs_and_bad_values_are_named() {
-        let c = Config::from_lookup(lookup(&[
+        let t = TelemetryConfig::from_env(&env(&[("AWS_LAMBDA_FUNCTION_NAME", "users")])).unwrap();
+        assert_eq!(t.log_format, LogFormat::Json);
+        assert_eq!(
+            TelemetryConfig::from_env(&env(&[])).unwrap().log_format,
+            LogFormat::Pretty
+        );
+        let err = DatabaseConfig::from_env(&env(&[
             ("DATABASE_URL", "postgres://db/x"),
-            ("CLERK_ISSUER", "https://clerk.example.com"),
-            ("AWS_LAMBDA_FUNCTION_NAME", "users"),
-        ]))
-        .unwrap();
-        assert_eq!(c.log_format, LogFormat::Json);
-        let err = Config::from_lookup(lookup(&[
-            ("DATABASE_URL", "postgres://db/x"),
-            ("CLERK_ISSUER", "https://clerk.example.com"),
             ("DATABASE_MAX_CONNECTIONS", "lots"),
         ]))
         .unwrap_err();

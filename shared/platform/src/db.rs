@@ -1,4 +1,5 @@
-//! The Postgres pool (small: Lambda instances serve one request at a time) and the migrations.
+//! The Postgres pool: small (one connection per Lambda execution environment by default, DESIGN
+//! section 5b), connected lazily, reused across invocations.
 
 use std::time::Duration;
 
@@ -6,23 +7,32 @@ use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
-use crate::config::Config;
+use crate::config::DatabaseConfig;
 
 /// The migrations of `migrations/`, embedded in every binary that needs them.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
 /// Builds the pool without connecting: a cold start never fails because the database is slow, and
 /// the first query opens the first connection.
-pub fn pool(config: &Config) -> Result<PgPool, sqlx::Error> {
+pub fn pool(config: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
     PgPoolOptions::new()
-        .max_connections(config.database_max_connections)
+        .max_connections(config.max_connections)
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(5))
         .idle_timeout(Duration::from_secs(300))
-        .connect_lazy(config.database_url.expose_secret())
+        .connect_lazy(config.url.expose_secret())
 }
 
 /// Applies every pending migration.
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     MIGRATOR.run(pool).await
+}
+
+/// Whether the database answers a trivial query within 2 s (the health route).
+pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
+    let query = sqlx::query("SELECT 1").execute(pool);
+    match tokio::time::timeout(Duration::from_secs(2), query).await {
+        Ok(done) => done.map(drop),
+        Err(_) => Err(sqlx::Error::PoolTimedOut),
+    }
 }

@@ -1,10 +1,12 @@
 //! What every HTTP function's router gets around its routes: request ids, a tracing span per
-//! request, panics turned into the JSON error body, and JSON 404/405 answers.
+//! request, a body limit (413), panics turned into the JSON error body (the payload is logged,
+//! never returned), and JSON 404/405 answers.
 
 use std::any::Any;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{Request, Response};
 use axum::response::IntoResponse;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -13,14 +15,21 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
-/// Finishes a function's routes into the service Lambda (and the local tool, and the tests)
-/// serve. The local tool merges several functions' `routes()` first and finishes them once.
-pub fn service(routes: Router<AppState>, state: AppState) -> Router {
+/// Largest request body any route accepts (1 MiB); larger answers 413.
+pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
+
+/// Finishes routes into the service Lambda (and the local tool, and the tests) serve, with the
+/// state they need. The local tool merges several functions' routes (each already given its
+/// own state) and finishes them once, with `()`.
+pub fn service<S>(routes: Router<S>, state: S) -> Router
+where
+    S: Clone + Send + Sync + 'static,
+{
     routes
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(
             TraceLayer::new_for_http()
@@ -48,6 +57,14 @@ fn make_span(request: &Request<Body>) -> tracing::Span {
     )
 }
 
-fn panic_response(_payload: Box<dyn Any + Send + 'static>) -> Response<Body> {
+/// The panic's message goes to the log (inside the request's span); the client gets the
+/// generic 500 body.
+fn panic_response(payload: Box<dyn Any + Send + 'static>) -> Response<Body> {
+    let message = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    tracing::error!(panic = %message, "handler panicked");
     ApiError::internal("handler panicked").into_response()
 }

@@ -1,9 +1,11 @@
-//! What every AlphaLab function shares: typed configuration, the one error type and its HTTP
-//! mapping, the Postgres pool, Clerk authentication, telemetry and the repositories.
+//! The cross-cutting layer every AlphaLab function shares: configuration pieces, the one HTTP
+//! error type and its mapping, our extractors, the Postgres pool, Clerk authentication, the HTTP
+//! service wrapper, telemetry, and the shapes of the SQS, WebSocket and scheduled functions.
+//! Domain code (repositories, request and response types) lives in the `store` crate.
 //!
 //! Nothing here knows whether it runs in Lambda, in the local tool or under test: a function's
-//! `main.rs` builds an [`AppState`] once and serves its router with `lambda_http`, the local tool
-//! merges every function's routes into one server, and the tests drive the same routers over HTTP.
+//! `main.rs` reads its config pieces once, builds its state and serves it; the local tool merges
+//! every function's routes into one server; the tests drive the same routers over HTTP.
 
 pub mod auth;
 pub mod config;
@@ -11,10 +13,8 @@ pub mod db;
 pub mod error;
 pub mod extract;
 pub mod http;
-pub mod state;
+pub mod lambda;
 pub mod telemetry;
-pub mod users;
 
-pub use config::Config;
+pub use config::{ClerkConfig, ConfigError, DatabaseConfig, Env, FromEnv, TelemetryConfig};
 pub use error::{ApiError, ApiResult};
-pub use state::AppState;

@@ -147,3 +147,124 @@ async fn enumerated_columns_refuse_unknown_values() {
         "23505"
     );
 }
+
+/// Every foreign key from a user-owned table to another user-owned table (not `users` itself)
+/// includes `user_id` on both sides, so a row can only point at rows of its own user.
+#[tokio::test]
+async fn every_reference_between_user_owned_rows_is_scoped_by_the_user() {
+    let pool = pool().await;
+    let references: Vec<(String, String, String, bool)> = sqlx::query_as(
+        "SELECT con.conname::text, c.relname::text, r.relname::text,
+                EXISTS (SELECT 1 FROM unnest(con.conkey, con.confkey) AS k(a, b)
+                        JOIN pg_attribute ca ON ca.attrelid = con.conrelid AND ca.attnum = k.a
+                        JOIN pg_attribute ra ON ra.attrelid = con.confrelid AND ra.attnum = k.b
+                        WHERE ca.attname = 'user_id' AND ra.attname = 'user_id')
+         FROM pg_constraint con
+         JOIN pg_class c ON c.oid = con.conrelid
+         JOIN pg_class r ON r.oid = con.confrelid
+         JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'
+         WHERE con.contype = 'f' AND r.relname <> 'users'
+           AND EXISTS (SELECT 1 FROM pg_attribute a
+                       WHERE a.attrelid = con.confrelid AND a.attname = 'user_id')
+         ORDER BY 2, 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let names: Vec<&str> = references.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "agents_api_key_owner_fkey",
+            "ai_thoughts_session_owner_fkey",
+            "certificates_result_owner_fkey",
+            "test_results_agent_owner_fkey",
+            "test_results_session_owner_fkey",
+            "test_sessions_agent_owner_fkey",
+            "trades_session_owner_fkey",
+        ]
+    );
+    for (name, child, parent, scoped) in &references {
+        assert!(scoped, "{name}: {child} -> {parent} must include user_id");
+    }
+}
+
+#[tokio::test]
+async fn a_row_cannot_point_at_another_users_row() {
+    let pool = pool().await;
+    let user = |clerk: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, uuid::Uuid>(
+                "INSERT INTO users (clerk_id) VALUES ($1) RETURNING id",
+            )
+            .bind(clerk)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let (alice, mallory) = (user("alice").await, user("mallory").await);
+    let key: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO api_keys (user_id, name, encrypted_key, key_version, masked_key)
+         VALUES ($1, 'k', '\\x00', 1, 'm') RETURNING id",
+    )
+    .bind(alice)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let agent = "INSERT INTO agents (user_id, name, mode, model, strategy_prompt, api_key_id)
+                 VALUES ($1, 'a', 'omni', 'openai/gpt-4o', 's', $2) RETURNING id";
+    let err = sqlx::query(agent)
+        .bind(mallory)
+        .bind(key)
+        .execute(&pool)
+        .await
+        .unwrap_err();
+    let db = err.as_database_error().unwrap();
+    assert_eq!(db.constraint(), Some("agents_api_key_owner_fkey"));
+    // the HTTP layer answers it as a 422 naming the field, like a key that does not exist
+    let api = platform::ApiError::from(err);
+    assert_eq!(api.status(), 422);
+    assert_eq!(
+        api.to_string(),
+        "invalid request: api_key_id: API key not found"
+    );
+
+    // the owner may; deleting the key then only clears the agent's reference
+    let agent_id: uuid::Uuid = sqlx::query_scalar(agent)
+        .bind(alice)
+        .bind(key)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM api_keys WHERE id = $1")
+        .bind(key)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (owner, key_ref): (uuid::Uuid, Option<uuid::Uuid>) =
+        sqlx::query_as("SELECT user_id, api_key_id FROM agents WHERE id = $1")
+            .bind(agent_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((owner, key_ref), (alice, None));
+}
+
+/// Each constraint the HTTP layer maps to a client error exists under that name.
+#[tokio::test]
+async fn every_mapped_constraint_exists() {
+    let pool = pool().await;
+    for c in platform::error::CONSTRAINTS {
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = $1)
+                 OR EXISTS (SELECT 1 FROM pg_indexes WHERE indexname = $1)",
+        )
+        .bind(c.name)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert!(exists, "{} is mapped but not in the schema", c.name);
+    }
+}

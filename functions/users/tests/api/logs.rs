@@ -1,11 +1,8 @@
 //! Logs: every request's lines carry its request id and, once authenticated, the user id; no
 //! token ever appears in a log line. JSON lines, as in Lambda, captured in memory.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 
-use common::App;
 use platform::config::LogFormat;
 
 #[derive(Clone, Default)]
@@ -32,7 +29,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
 async fn log_lines_carry_request_and_user_ids_and_never_a_token() {
     let capture = Capture::default();
     platform::telemetry::init_with_writer(LogFormat::Json, capture.clone(), Some("info"));
-    let app = App::start().await;
+    let app = crate::start().await;
     let token = app.token("user_logged");
     let (status, body) = app.get("/api/users/me", Some(&token)).await;
     assert_eq!(status, 200);

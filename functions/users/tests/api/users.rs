@@ -1,14 +1,12 @@
 //! The users endpoint group through real HTTP requests on a real Postgres.
 
-mod common;
-
-use common::{App, assert_error};
+use alphalab_devstack::assert_error;
 use reqwest::Method;
 use serde_json::json;
 
 #[tokio::test]
 async fn sync_stores_the_profile_for_the_tokens_subject() {
-    let app = App::start().await;
+    let app = crate::start().await;
     let token = app.token("user_sync");
     let (status, body) = app
         .send(
@@ -41,7 +39,7 @@ async fn sync_stores_the_profile_for_the_tokens_subject() {
 
 #[tokio::test]
 async fn sync_rejects_bad_fields_by_name() {
-    let app = App::start().await;
+    let app = crate::start().await;
     let token = app.token("user_badsync");
     for (body, field) in [
         (json!({"email": "not-an-email"}), "email"),
@@ -55,6 +53,7 @@ async fn sync_rejects_bad_fields_by_name() {
         assert_error(&response, "validation_failed");
         assert_eq!(response["error"]["details"]["fields"][0]["field"], field);
     }
+    // the plan is read-only: sent back, it is ignored, never applied
     let (status, response) = app
         .send(
             Method::POST,
@@ -63,18 +62,33 @@ async fn sync_rejects_bad_fields_by_name() {
             json!({"plan": "enterprise"}),
         )
         .await;
-    assert_eq!(status, 422, "a client cannot set its own plan");
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(
+        response["user"]["plan"], "free",
+        "a client cannot set its own plan"
+    );
+    // a field a user does not have is refused by name
+    let (status, response) = app
+        .send(
+            Method::POST,
+            "/api/users/sync",
+            Some(&token),
+            json!({"role": "admin"}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert_error(&response, "invalid_body");
     assert!(
         response["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("plan")
+            .contains("role")
     );
 }
 
 #[tokio::test]
 async fn settings_start_with_defaults_and_a_partial_put_changes_only_its_fields() {
-    let app = App::start().await;
+    let app = crate::start().await;
     let token = app.token("user_settings");
     let (status, body) = app.get("/api/users/me/settings", Some(&token)).await;
     assert_eq!(status, 200);
@@ -107,7 +121,7 @@ async fn settings_start_with_defaults_and_a_partial_put_changes_only_its_fields(
 
 #[tokio::test]
 async fn each_bad_setting_answers_422_naming_the_field() {
-    let app = App::start().await;
+    let app = crate::start().await;
     let token = app.token("user_badsettings");
     let cases = [
         ("theme", json!("neon")),
@@ -164,7 +178,7 @@ async fn each_bad_setting_answers_422_naming_the_field() {
 
 #[tokio::test]
 async fn malformed_json_answers_400_with_the_error_body() {
-    let app = App::start().await;
+    let app = crate::start().await;
     let token = app.token("user_malformed");
     for (content_type, body) in [
         ("application/json", "{\"theme\": "),
@@ -187,7 +201,7 @@ async fn malformed_json_answers_400_with_the_error_body() {
 
 #[tokio::test]
 async fn unknown_routes_and_methods_answer_with_the_error_body() {
-    let app = App::start().await;
+    let app = crate::start().await;
     let token = app.token("user_routes");
     let (status, body) = app.get("/api/users/nope", Some(&token)).await;
     assert_eq!(status, 404);
@@ -201,7 +215,7 @@ async fn unknown_routes_and_methods_answer_with_the_error_body() {
 
 #[tokio::test]
 async fn first_use_provisioning_under_concurrent_requests_creates_exactly_one_user() {
-    let app = App::start().await;
+    let app = crate::start().await;
     let token = app.token("user_race");
     let requests = (0..24).map(|i| {
         let path = if i % 2 == 0 {
@@ -277,7 +291,7 @@ async fn own_one_of_everything(pool: &sqlx::PgPool, user_id: uuid::Uuid) {
 
 /// Row counts of `user_id` in every table that has a `user_id` column, found in the schema so
 /// that a table added later is covered (and fails `own_one_of_everything`'s check until seeded).
-async fn owned_counts(app: &App, user_id: uuid::Uuid) -> Vec<(String, i64)> {
+async fn owned_counts(app: &alphalab_devstack::TestApp, user_id: uuid::Uuid) -> Vec<(String, i64)> {
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT table_name::text FROM information_schema.columns
          WHERE table_schema = 'public' AND column_name = 'user_id' ORDER BY 1",
@@ -301,7 +315,7 @@ async fn owned_counts(app: &App, user_id: uuid::Uuid) -> Vec<(String, i64)> {
 
 #[tokio::test]
 async fn deleting_the_account_removes_every_owned_row_and_nobody_elses() {
-    let app = App::start().await;
+    let app = crate::start().await;
     let (alice, bob) = (app.token("user_alice"), app.token("user_bob"));
     let (_, a) = app.get("/api/users/me", Some(&alice)).await;
     let (_, b) = app.get("/api/users/me", Some(&bob)).await;
@@ -332,4 +346,118 @@ async fn deleting_the_account_removes_every_owned_row_and_nobody_elses() {
     for (table, n) in owned_counts(&app, bob_id).await {
         assert!(n >= 1, "bob's rows of {table} remain");
     }
+}
+
+#[tokio::test]
+async fn a_client_can_send_back_what_it_read() {
+    let app = crate::start().await;
+    let token = app.token("user_roundtrip");
+    let (_, read) = app.get("/api/users/me/settings", Some(&token)).await;
+    let mut settings = read["settings"].clone();
+    assert!(settings.get("updated_at").is_some());
+    settings["theme"] = json!("system");
+    settings["created_at"] = json!("2020-01-01T00:00:00Z");
+    settings["user_id"] = json!("00000000-0000-0000-0000-000000000000");
+    let (status, body) = app
+        .send(
+            Method::PUT,
+            "/api/users/me/settings",
+            Some(&token),
+            settings,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["settings"]["theme"], "system");
+    assert_ne!(
+        body["settings"]["updated_at"],
+        read["settings"]["updated_at"]
+    );
+
+    // the same for the profile
+    let (_, me) = app.get("/api/users/me", Some(&token)).await;
+    let mut user = me["user"].clone();
+    user["name"] = json!("Round Trip");
+    let (status, body) = app
+        .send(Method::POST, "/api/users/sync", Some(&token), user)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user"]["name"], "Round Trip");
+    assert_eq!(body["user"]["id"], me["user"]["id"]);
+}
+
+#[tokio::test]
+async fn type_errors_and_non_object_bodies_are_explained_in_plain_words() {
+    let app = crate::start().await;
+    let token = app.token("user_plain");
+    for (body, says) in [
+        (
+            json!({"max_leverage": "5"}),
+            "max_leverage: invalid type: string \"5\", expected an integer",
+        ),
+        (
+            json!({"default_capital": true}),
+            "default_capital: invalid type: boolean `true`, expected a number",
+        ),
+        (
+            json!([{"theme": "light"}]),
+            "the body must be a JSON object, not an array",
+        ),
+        (
+            json!("light"),
+            "the body must be a JSON object, not a string",
+        ),
+    ] {
+        let (status, response) = app
+            .send(Method::PUT, "/api/users/me/settings", Some(&token), body)
+            .await;
+        assert_eq!(status, 422, "{response}");
+        assert_eq!(response["error"]["message"], says);
+    }
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_answers_413() {
+    let app = crate::start().await;
+    let token = app.token("user_big");
+    let big = format!(
+        "{{\"theme\": \"{}\"}}",
+        "x".repeat(platform::http::BODY_LIMIT_BYTES)
+    );
+    let response = app
+        .server
+        .request(Method::PUT, "/api/users/me/settings", Some(&token))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = alphalab_devstack::harness::read(response).await.unwrap();
+    assert_eq!(status, 413, "{body}");
+    assert_error(&body, "payload_too_large");
+}
+
+#[tokio::test]
+async fn health_needs_no_token_and_answers_503_when_the_database_is_down() {
+    let app = crate::start().await;
+    let (status, body) = app.get("/api/health", None).await;
+    assert_eq!((status, body), (200, json!({"status": "ok"})));
+
+    let mut env = alphalab_devstack::TestEnv::new().await.unwrap();
+    // nothing listens on port 9
+    env.set("DATABASE_URL", "postgres://postgres@127.0.0.1:9/none");
+    let down = crate::start_with(env).await;
+    let response = down
+        .server
+        .request(Method::GET, "/api/health", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let (_, body) = alphalab_devstack::harness::read(response).await.unwrap();
+    assert_error(&body, "unavailable");
+    assert!(!body.to_string().contains("127.0.0.1"), "{body}");
+    // an authenticated route answers 503 too (a lost database is not a 500)
+    let (status, body) = down.get("/api/users/me", Some(&down.token("user_x"))).await;
+    assert_eq!(status, 503, "{body}");
 }

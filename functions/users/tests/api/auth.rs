@@ -1,17 +1,15 @@
 //! Clerk token verification through the real router: every rejection answers 401 with the JSON
 //! error body; keys come from a JWKS served over HTTP.
 
-mod common;
-
+use alphalab_devstack::assert_error;
 use alphalab_devstack::{SigningKey, TestEnv, TokenIssuer, TokenSpec, issuer::encode_part};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use common::{App, assert_error};
 use serde_json::json;
 
 const ME: &str = "/api/users/me";
 
-async fn rejected(app: &App, token: &str, message: &str) {
+async fn rejected(app: &alphalab_devstack::TestApp, token: &str, message: &str) {
     let (status, body) = app.get(ME, Some(token)).await;
     assert_eq!(status, 401, "body: {body}");
     assert_error(&body, "unauthorized");
@@ -20,7 +18,7 @@ async fn rejected(app: &App, token: &str, message: &str) {
 
 #[tokio::test]
 async fn a_valid_token_answers_200_with_the_user_and_settings() {
-    let app = App::start().await;
+    let app = crate::start().await;
     let (status, body) = app.get(ME, Some(&app.token("user_valid"))).await;
     assert_eq!(status, 200, "body: {body}");
     assert_eq!(body["user"]["clerk_id"], "user_valid");
@@ -29,7 +27,7 @@ async fn a_valid_token_answers_200_with_the_user_and_settings() {
 
 #[tokio::test]
 async fn a_missing_or_malformed_header_answers_401() {
-    let app = App::start().await;
+    let app = crate::start().await;
     let (status, body) = app.get(ME, None).await;
     assert_eq!(status, 401);
     assert_error(&body, "unauthorized");
@@ -62,7 +60,7 @@ async fn a_missing_or_malformed_header_answers_401() {
 
 #[tokio::test]
 async fn an_expired_token_answers_401_but_skew_of_under_5_seconds_is_tolerated() {
-    let app = App::start().await;
+    let app = crate::start().await;
     let issuer = app.env.issuer;
     let mut spec = TokenSpec::new(issuer, "user_exp");
     spec.expires_in = -30;
@@ -75,7 +73,7 @@ async fn an_expired_token_answers_401_but_skew_of_under_5_seconds_is_tolerated()
 
 #[tokio::test]
 async fn a_token_not_yet_valid_answers_401() {
-    let app = App::start().await;
+    let app = crate::start().await;
     let issuer = app.env.issuer;
     let mut spec = TokenSpec::new(issuer, "user_nbf");
     spec.not_before_in = 60;
@@ -89,7 +87,7 @@ async fn a_token_not_yet_valid_answers_401() {
 
 #[tokio::test]
 async fn a_wrong_issuer_answers_401() {
-    let app = App::start().await;
+    let app = crate::start().await;
     let issuer = app.env.issuer;
     let mut spec = TokenSpec::new(issuer, "user_iss");
     spec.iss = "https://evil.clerk.accounts.dev".into();
@@ -103,7 +101,7 @@ async fn a_wrong_issuer_answers_401() {
 
 #[tokio::test]
 async fn a_wrong_authorized_party_answers_401_and_none_is_accepted() {
-    let app = App::start().await;
+    let app = crate::start().await;
     let issuer = app.env.issuer;
     let mut spec = TokenSpec::new(issuer, "user_azp");
     spec.azp = Some("https://evil.example.com".into());
@@ -121,7 +119,7 @@ async fn a_wrong_authorized_party_answers_401_and_none_is_accepted() {
 
 #[tokio::test]
 async fn a_tampered_token_answers_401() {
-    let app = App::start().await;
+    let app = crate::start().await;
     let token = app.token("user_victim");
     let parts: Vec<&str> = token.split('.').collect();
     // same header and signature, payload claiming another subject
@@ -148,7 +146,7 @@ async fn a_tampered_token_answers_401() {
 
 #[tokio::test]
 async fn alg_none_answers_401() {
-    let app = App::start().await;
+    let app = crate::start().await;
     let issuer = app.env.issuer;
     let claims = TokenSpec::new(issuer, "user_none").claims();
     for alg in ["none", "None", "NONE"] {
@@ -160,7 +158,7 @@ async fn alg_none_answers_401() {
 
 #[tokio::test]
 async fn hs256_signed_with_the_public_key_answers_401() {
-    let app = App::start().await;
+    let app = crate::start().await;
     let issuer = app.env.issuer;
     let key = issuer.current_key();
     let claims = TokenSpec::new(issuer, "user_hs").claims();
@@ -186,8 +184,9 @@ async fn an_unknown_kid_triggers_one_refetch_and_a_rotated_key_is_accepted() {
     for (k, v) in issuer.env() {
         env.set(&k, v);
     }
-    env.set("CLERK_JWKS_MIN_REFRESH_SECS", "1");
-    let app = App::start_with(env).await;
+    // the floor of the interval
+    env.set("CLERK_JWKS_MIN_REFRESH_SECS", "10");
+    let app = crate::start_with(env).await;
 
     let (status, _) = app.get(ME, Some(&issuer.token("user_rot").unwrap())).await;
     assert_eq!(status, 200);
@@ -196,7 +195,7 @@ async fn an_unknown_kid_triggers_one_refetch_and_a_rotated_key_is_accepted() {
     assert_eq!(status, 200);
     assert_eq!(issuer.jwks_fetches(), 1, "known keys are cached");
 
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(10_100)).await;
     issuer.rotate().unwrap();
     let (status, body) = app.get(ME, Some(&issuer.token("user_rot").unwrap())).await;
     assert_eq!(status, 200, "the rotated key is fetched: {body}");
@@ -211,7 +210,7 @@ async fn unknown_kids_refetch_at_most_once_per_interval() {
         env.set(&k, v);
     }
     // the default interval: 5 minutes
-    let app = App::start_with(env).await;
+    let app = crate::start_with(env).await;
     let (status, _) = app
         .get(ME, Some(&issuer.token("user_flood").unwrap()))
         .await;
@@ -239,10 +238,21 @@ async fn unknown_kids_refetch_at_most_once_per_interval() {
 async fn an_unreachable_jwks_answers_503_not_401() {
     let mut env = TestEnv::new().await.unwrap();
     env.set("CLERK_JWKS_URL", "http://127.0.0.1:9/.well-known/jwks.json");
-    let app = App::start_with(env).await;
+    let app = crate::start_with(env).await;
     let (status, body) = app.get(ME, Some(&app.token("user_down"))).await;
     assert_eq!(status, 503, "body: {body}");
     assert_error(&body, "unavailable");
+    // and so does every request while no key could be had, even within the refetch throttle
+    for _ in 0..3 {
+        let response = app
+            .server
+            .request(reqwest::Method::GET, ME, Some(&app.token("user_down")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], "1");
+    }
     assert!(
         !body.to_string().contains("127.0.0.1"),
         "no internal detail: {body}"

@@ -1,0 +1,25 @@
+//! The users function's integration tests, in one binary (link time grows with every binary):
+//! real HTTP through the router Lambda serves, a real Postgres, the real Clerk verification code
+//! against a local JWKS.
+
+mod auth;
+mod logs;
+mod users;
+
+use alphalab_devstack::{TestApp, TestEnv};
+use alphalab_users::{Config, State, router};
+use platform::{Env, FromEnv};
+
+/// The users function on a fresh database, configured like Lambda through its variables.
+pub(crate) async fn start() -> TestApp {
+    start_with(TestEnv::new().await.expect("test environment")).await
+}
+
+pub(crate) async fn start_with(env: TestEnv) -> TestApp {
+    TestApp::start_with(env, |env| {
+        let config = Config::from_env(&Env::from_lookup(env.lookup()))?;
+        Ok(router(State::new(&config)?))
+    })
+    .await
+    .expect("users function")
+}

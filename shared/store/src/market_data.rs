@@ -1,0 +1,60 @@
+//! `market_data_cache`: candles by asset, timeframe and open time (shared by every user).
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+/// One candle row: open time in epoch milliseconds, then open, high, low, close, volume.
+pub type CandleRow = (i64, f64, f64, f64, f64, f64);
+
+/// Inserts candles (in batches of 5,000, one statement each), keeping rows already cached.
+/// Returns how many rows were new.
+pub async fn insert(
+    pool: &PgPool,
+    asset: &str,
+    timeframe: &str,
+    source: &str,
+    candles: &[CandleRow],
+) -> Result<u64, sqlx::Error> {
+    let mut inserted = 0;
+    for chunk in candles.chunks(5_000) {
+        let mut columns: [Vec<f64>; 5] = Default::default();
+        let mut times: Vec<DateTime<Utc>> = Vec::with_capacity(chunk.len());
+        for &(t, o, h, l, c, v) in chunk {
+            times.push(DateTime::from_timestamp_millis(t).ok_or_else(|| {
+                sqlx::Error::Encode(format!("candle time {t} out of range").into())
+            })?);
+            for (column, value) in columns.iter_mut().zip([o, h, l, c, v]) {
+                column.push(value);
+            }
+        }
+        let [open, high, low, close, volume] = columns;
+        let done = sqlx::query(
+            "INSERT INTO market_data_cache (asset, timeframe, source, open_time, open, high, low, close, volume)
+             SELECT $1, $2, $3, t.* FROM UNNEST($4::timestamptz[], $5::float8[], $6::float8[],
+                                               $7::float8[], $8::float8[], $9::float8[]) AS t
+             ON CONFLICT (asset, timeframe, open_time) DO NOTHING",
+        )
+        .bind(asset)
+        .bind(timeframe)
+        .bind(source)
+        .bind(&times)
+        .bind(&open)
+        .bind(&high)
+        .bind(&low)
+        .bind(&close)
+        .bind(&volume)
+        .execute(pool)
+        .await?;
+        inserted += done.rows_affected();
+    }
+    Ok(inserted)
+}
+
+/// How many candles are cached for `asset` and `timeframe`.
+pub async fn count(pool: &PgPool, asset: &str, timeframe: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM market_data_cache WHERE asset = $1 AND timeframe = $2")
+        .bind(asset)
+        .bind(timeframe)
+        .fetch_one(pool)
+        .await
+}
