@@ -10,29 +10,33 @@ use serde_json::json;
 
 #[derive(clap::Args)]
 pub(crate) struct BacktestArgs {
-    /// Candles in the `time,open,high,low,close,volume` format.
+    /// Candles in the `time,open,high,low,close,volume` format (data/market/ holds real ones).
     #[arg(long)]
     csv: PathBuf,
-    /// The agent: baseline/buy-and-hold, baseline/sma-cross or baseline/rsi-reversion.
-    #[arg(long, default_value = "baseline/sma-cross")]
+    /// The agent (offline backtests run the baselines).
+    #[arg(long, default_value = "baseline/sma-cross", value_parser = Kind::NAMES)]
     agent: String,
-    #[arg(long, default_value_t = 10_000.0)]
+    /// Starting capital (> 0).
+    #[arg(long, default_value_t = 10_000.0, allow_negative_numbers = true, value_parser = positive)]
     capital: f64,
-    #[arg(long, default_value_t = engine::rules::DEFAULT_FEE_BPS)]
+    /// Fee per fill in basis points (0..1000).
+    #[arg(long, default_value_t = engine::rules::DEFAULT_FEE_BPS, allow_negative_numbers = true, value_parser = bps)]
     fee_bps: f64,
-    #[arg(long, default_value_t = engine::rules::DEFAULT_SLIPPAGE_BPS)]
+    /// Slippage per fill in basis points (0..1000).
+    #[arg(long, default_value_t = engine::rules::DEFAULT_SLIPPAGE_BPS, allow_negative_numbers = true, value_parser = bps)]
     slippage_bps: f64,
     /// Maximum leverage (1..5).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u8).range(1..=i64::from(engine::rules::MAX_LEVERAGE)))]
     leverage: u8,
-    /// omni or monk.
-    #[arg(long, default_value = "omni")]
+    /// Trading mode.
+    #[arg(long, default_value = "omni", value_parser = ["omni", "monk"])]
     mode: String,
     /// Safety mode: forced stop-loss, loss at the stop capped at 2% of equity.
     #[arg(long)]
     safety: bool,
     /// Candle timeframe (default: inferred from the candles' spacing).
-    #[arg(long)]
+    #[arg(long, value_parser = Timeframe::ALL.map(Timeframe::as_str))]
     timeframe: Option<String>,
     /// Asset name (default: the file name up to its first `-`).
     #[arg(long)]
@@ -40,12 +44,30 @@ pub(crate) struct BacktestArgs {
     /// Indicators besides the agent's own (comma-separated names).
     #[arg(long, value_delimiter = ',')]
     indicators: Vec<String>,
-    /// Write the trades as CSV to this file.
+    /// Write the trades as CSV to this file (its directory is created).
     #[arg(long)]
     trades_out: Option<PathBuf>,
     /// Include the (downsampled) equity curve in the printed metrics.
     #[arg(long)]
     with_curve: bool,
+}
+
+/// A number greater than zero.
+fn positive(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Ok(_) => Err("must be greater than 0".into()),
+        Err(_) => Err("expected a number".into()),
+    }
+}
+
+/// Basis points between 0 and 1000.
+fn bps(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if (0.0..=1000.0).contains(&v) => Ok(v),
+        Ok(_) => Err("must be between 0 and 1000 basis points".into()),
+        Err(_) => Err("expected a number of basis points".into()),
+    }
 }
 
 fn read_candles(path: &Path) -> Result<Vec<Candle>> {
@@ -56,13 +78,11 @@ fn read_candles(path: &Path) -> Result<Vec<Candle>> {
 
 pub(crate) fn backtest(args: BacktestArgs) -> Result<()> {
     let candles = read_candles(&args.csv)?;
-    let Some(kind) = Kind::from_model(&args.agent) else {
-        bail!(
-            "unknown agent `{}`: offline backtests run the baselines {}",
-            args.agent,
-            Kind::NAMES.join(", ")
-        );
-    };
+    // clap has checked the name against Kind::NAMES
+    let kind = Kind::from_model(&args.agent).context("unknown agent")?;
+    if candles.is_empty() {
+        bail!("{} holds no candles", args.csv.display());
+    }
     let timeframe = match &args.timeframe {
         Some(t) => Timeframe::parse(t).with_context(|| format!("unknown timeframe `{t}`"))?,
         None => {
@@ -142,6 +162,9 @@ fn opt(v: Option<f64>) -> String {
 }
 
 fn write_trades(path: &Path, trades: &[Trade]) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     let mut w =
         csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
     w.write_record([

@@ -4,7 +4,7 @@
 //! 0..100 or 0..1 (or "85%"), order fields nested under `order` or at the top level, and numbers
 //! given as strings. Out-of-range order values are clamped to [`crate::rules`] bounds and each
 //! clamp is recorded in `notes`. Anything unusable becomes HOLD with the parse error and the raw
-//! text kept. It never panics (see the property test in `tests/decision.rs`).
+//! text kept. It never panics (see the property test in `tests/engine/decision.rs`).
 
 use std::borrow::Cow;
 

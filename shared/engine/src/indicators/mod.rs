@@ -1,4 +1,4 @@
-//! Streaming technical indicators, equal to TA-Lib's values (see `tests/golden.rs`), selected by
+//! Streaming technical indicators, equal to TA-Lib's values (see `tests/engine/golden.rs`), selected by
 //! the names agents use. Each does O(1) (amortised) work per candle and reports nothing (`None`,
 //! never a fake zero) before its first defined value.
 //!

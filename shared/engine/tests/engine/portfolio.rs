@@ -1,9 +1,9 @@
 //! The fill rules on real BTCUSDT candles: fees and slippage, stop-loss and take-profit in one
 //! candle, gaps, liquidation, monk sizing and cooldown, safety mode, leverage caps, refusals.
 
-mod common;
 
-use common::btc_1h;
+
+use crate::common::btc_1h;
 use engine::engine::Applied;
 use engine::{
     Action, Candle, Decision, Engine, EngineConfig, ExitType, Mode, Order, Side, Timeframe,

@@ -33,7 +33,7 @@ fn the_documented_sma_cross_backtest_prints_its_documented_metrics_and_trades() 
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let expected = include_str!("expected/backtest-btcusdt-1h-sma-cross.json");
+    let expected = include_str!("../expected/backtest-btcusdt-1h-sma-cross.json");
     assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
 
     let metrics: serde_json::Value = serde_json::from_str(expected).unwrap();
@@ -100,7 +100,7 @@ fn bad_arguments_fail_with_a_clear_message() {
     for (args, message) in [
         (
             vec!["backtest", "--csv", &csv, "--agent", "openai/gpt-4o"],
-            "offline backtests run the baselines",
+            "[possible values: baseline/buy-and-hold, baseline/sma-cross, baseline/rsi-reversion]",
         ),
         (
             vec!["backtest", "--csv", "/nonexistent.csv"],
@@ -108,11 +108,11 @@ fn bad_arguments_fail_with_a_clear_message() {
         ),
         (
             vec!["backtest", "--csv", &csv, "--leverage", "9"],
-            "max leverage must be between 1 and 5",
+            "9 is not in 1..=5",
         ),
         (
             vec!["backtest", "--csv", &csv, "--mode", "zen"],
-            "unknown mode",
+            "[possible values: omni, monk]",
         ),
         (
             vec!["indicators", "--csv", &csv, "--indicators", "vwap"],
@@ -160,4 +160,44 @@ fn indicators_writes_a_column_per_output_matching_ta_lib() {
             }
         }
     }
+}
+
+#[test]
+fn bad_choices_list_the_valid_values_and_negative_numbers_are_refused_with_a_reason() {
+    let csv = format!("{DATA}/BTCUSDT-1d.csv");
+    let fails = |extra: &[&str]| -> String {
+        let mut args = vec!["backtest", "--csv", csv.as_str()];
+        args.extend_from_slice(extra);
+        let out = alphalab(&args);
+        assert!(!out.status.success(), "{extra:?} should fail");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = fails(&["--mode", "zen"]);
+    assert!(err.contains("[possible values: omni, monk]"), "{err}");
+    let err = fails(&["--timeframe", "2h"]);
+    assert!(err.contains("1m, 5m, 15m, 1h, 4h, 1d"), "{err}");
+    let err = fails(&["--agent", "gpt"]);
+    assert!(err.contains("baseline/sma-cross"), "{err}");
+    let err = fails(&["--capital", "-5"]);
+    assert!(err.contains("must be greater than 0"), "{err}");
+    let err = fails(&["--fee-bps", "-1"]);
+    assert!(err.contains("must be between 0 and 1000"), "{err}");
+    let err = fails(&["--leverage", "-2"]);
+    assert!(err.contains("1..=5"), "{err}");
+}
+
+#[test]
+fn the_trades_file_lands_where_asked_even_in_a_new_directory() {
+    let dir = std::env::temp_dir().join(format!("alphalab-cli-{}/nested", std::process::id()));
+    let file = dir.join("trades.csv");
+    let out = alphalab(&[
+        "backtest",
+        "--csv",
+        &format!("{DATA}/BTCUSDT-1d.csv"),
+        "--trades-out",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(file.is_file());
+    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
 }

@@ -91,6 +91,57 @@ async fn serve_prints_a_working_token_and_stops_cleanly_on_ctrl_c() {
         .unwrap();
     assert_eq!(me.status(), 200);
 
+    // the unauthenticated health probe and the merged OpenAPI document
+    let health = client
+        .get(format!("http://127.0.0.1:{api}/api/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let doc: serde_json::Value = client
+        .get(format!("http://127.0.0.1:{api}/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["info"]["title"], "AlphaLab API");
+    assert!(doc["paths"]["/api/users/me"]["get"].is_object());
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+
+    // the bundled market data is loaded
+    let loaded = output.iter().any(|l| l.contains("bundled candles"));
+    assert!(loaded, "output: {output:#?}");
+
+    // the issuer key is readable by its owner only
+    use std::os::unix::fs::PermissionsExt;
+    let key = data_dir.join("issuer/signing-key.der");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{}", key.display());
+
+    // a second serve on the same ports says what is going on and which flag moves it
+    let second = Command::new(env!("CARGO_BIN_EXE_alphalab"))
+        .args(["serve", "--port", &api.to_string(), "--pg-port", &pg.to_string()])
+        .args(["--moto-port", &moto.to_string(), "--issuer-port", &issuer.to_string()])
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains(&format!("port {api} is already in use"))
+            && stderr.contains("another `alphalab serve` may be running")
+            && stderr.contains("--port"),
+        "{stderr}"
+    );
+
     // Ctrl-C
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])

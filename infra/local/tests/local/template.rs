@@ -1,0 +1,130 @@
+//! template.yaml, the functions' routers and the OpenAPI document agree: every HttpApi route the
+//! template declares for a function is served by that function's router and documented, and
+//! every route a function documents (routes are registered once, for the router and the document
+//! together) is declared for it in the template.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde_yaml_ng::Value;
+
+type Routes = BTreeSet<(String, String)>;
+
+/// (method, path) of every HttpApi event of every function, by the function's binary name.
+fn template_routes() -> Vec<(String, Routes)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
+    let doc: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut out = Vec::new();
+    for (_, resource) in doc["Resources"].as_mapping().unwrap() {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .expect("every function names its binary")
+            .to_owned();
+        let mut routes = Routes::new();
+        if let Some(events) = resource["Properties"]["Events"].as_mapping() {
+            for (_, event) in events {
+                if event["Type"].as_str() == Some("HttpApi") {
+                    let p = &event["Properties"];
+                    routes.insert((
+                        p["Method"].as_str().unwrap().to_ascii_lowercase(),
+                        p["Path"].as_str().unwrap().to_owned(),
+                    ));
+                }
+            }
+        }
+        out.push((binary, routes));
+    }
+    out
+}
+
+fn documented(doc: &utoipa::openapi::OpenApi) -> Routes {
+    let value = serde_json::to_value(doc).unwrap();
+    let mut routes = Routes::new();
+    for (path, item) in value["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            if ["get", "post", "put", "delete", "patch"].contains(&method.as_str()) {
+                routes.insert((method.clone(), path.clone()));
+            }
+        }
+    }
+    routes
+}
+
+/// A function's router, configured with variables that need no running service (the database
+/// pool connects lazily; no route below reaches it successfully).
+fn users_router() -> axum::Router {
+    let vars = [
+        ("DATABASE_URL", "postgres://postgres@127.0.0.1:9/none"),
+        ("CLERK_ISSUER", "http://127.0.0.1:9"),
+    ];
+    let env = platform::Env::from_lookup(|name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    });
+    let config = <alphalab_users::Config as platform::FromEnv>::from_env(&env).unwrap();
+    alphalab_users::router(alphalab_users::State::new(&config).unwrap())
+}
+
+/// Each function: its binary name, its document, its router.
+fn functions() -> Vec<(&'static str, utoipa::openapi::OpenApi, axum::Router)> {
+    vec![("users", alphalab_users::openapi(), users_router())]
+}
+
+#[tokio::test]
+async fn every_template_route_is_served_and_documented_by_its_function_and_the_reverse() {
+    let declared = template_routes();
+    let functions = functions();
+    assert_eq!(
+        declared.iter().map(|(b, _)| b.as_str()).collect::<BTreeSet<_>>(),
+        functions.iter().map(|(b, ..)| *b).collect::<BTreeSet<_>>(),
+        "template.yaml and the workspace have the same functions"
+    );
+    for (binary, doc, router) in functions {
+        let template = &declared.iter().find(|(b, _)| b == binary).unwrap().1;
+        let documented = documented(&doc);
+        assert!(!documented.is_empty());
+        assert_eq!(
+            &documented, template,
+            "{binary}: documented routes (left) and template routes (right) differ"
+        );
+        let server = alphalab_devstack::TestServer::serve(router).await.unwrap();
+        for (method, path) in template {
+            let path = path.replace("{id}", "00000000-0000-0000-0000-000000000001");
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let response = server
+                .request(method.clone(), &path, None)
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            let unrouted = status == 405
+                || (status == 404 && body["error"]["message"] == "route not found");
+            assert!(!unrouted, "{binary} does not serve {method} {path}: {status} {body}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_local_stacks_document_has_every_functions_routes_and_the_bearer_scheme() {
+    // what `alphalab serve` serves at /api/openapi.json is checked end to end in serve.rs;
+    // here: the document is valid JSON with the error body and the users' schemas
+    let doc = serde_json::to_value(alphalab_users::openapi()).unwrap();
+    for schema in ["ErrorBody", "Settings", "SettingsUpdate", "User", "ProfileUpdate"] {
+        assert!(
+            doc["components"]["schemas"].get(schema).is_some(),
+            "schema {schema} missing"
+        );
+    }
+    assert_eq!(
+        doc["paths"]["/api/users/me/settings"]["put"]["requestBody"]["content"]["application/json"]
+            ["schema"]["$ref"],
+        "#/components/schemas/SettingsUpdate"
+    );
+}
