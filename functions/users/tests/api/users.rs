@@ -461,3 +461,22 @@ async fn health_needs_no_token_and_answers_503_when_the_database_is_down() {
     let (status, body) = down.get("/api/users/me", Some(&down.token("user_x"))).await;
     assert_eq!(status, 503, "{body}");
 }
+
+#[tokio::test]
+async fn account_deletion_racing_first_requests_never_answers_500() {
+    let app = crate::start().await;
+    let token = app.token("user_racing");
+    for _ in 0..15 {
+        let requests = (0..4).map(|_| app.get("/api/users/me", Some(&token)));
+        let delete = app.send(Method::DELETE, "/api/users/me", Some(&token), json!({}));
+        let (reads, (deleted, _)) = tokio::join!(futures::future::join_all(requests), delete);
+        assert!([204, 404].contains(&deleted), "delete answered {deleted}");
+        for (status, body) in reads {
+            assert!([200, 404].contains(&status), "{status}: {body}");
+        }
+    }
+    // afterwards the account is provisioned again, once
+    let (status, _) = app.get("/api/users/me", Some(&token)).await;
+    assert_eq!(status, 200);
+    assert_eq!(app.count("SELECT count(*) FROM users").await, 1);
+}

@@ -197,7 +197,11 @@ fn the_trades_file_lands_where_asked_even_in_a_new_directory() {
         "--trades-out",
         file.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(file.is_file());
     let _ = std::fs::remove_dir_all(dir.parent().unwrap());
 }

@@ -125,8 +125,19 @@ async fn serve_prints_a_working_token_and_stops_cleanly_on_ctrl_c() {
 
     // a second serve on the same ports says what is going on and which flag moves it
     let second = Command::new(env!("CARGO_BIN_EXE_alphalab"))
-        .args(["serve", "--port", &api.to_string(), "--pg-port", &pg.to_string()])
-        .args(["--moto-port", &moto.to_string(), "--issuer-port", &issuer.to_string()])
+        .args([
+            "serve",
+            "--port",
+            &api.to_string(),
+            "--pg-port",
+            &pg.to_string(),
+        ])
+        .args([
+            "--moto-port",
+            &moto.to_string(),
+            "--issuer-port",
+            &issuer.to_string(),
+        ])
         .arg("--data-dir")
         .arg(&data_dir)
         .env_remove("DATABASE_URL")

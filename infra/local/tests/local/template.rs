@@ -79,7 +79,10 @@ async fn every_template_route_is_served_and_documented_by_its_function_and_the_r
     let declared = template_routes();
     let functions = functions();
     assert_eq!(
-        declared.iter().map(|(b, _)| b.as_str()).collect::<BTreeSet<_>>(),
+        declared
+            .iter()
+            .map(|(b, _)| b.as_str())
+            .collect::<BTreeSet<_>>(),
         functions.iter().map(|(b, ..)| *b).collect::<BTreeSet<_>>(),
         "template.yaml and the workspace have the same functions"
     );
@@ -104,9 +107,12 @@ async fn every_template_route_is_served_and_documented_by_its_function_and_the_r
                 .unwrap();
             let status = response.status().as_u16();
             let body: serde_json::Value = response.json().await.unwrap_or_default();
-            let unrouted = status == 405
-                || (status == 404 && body["error"]["message"] == "route not found");
-            assert!(!unrouted, "{binary} does not serve {method} {path}: {status} {body}");
+            let unrouted =
+                status == 405 || (status == 404 && body["error"]["message"] == "route not found");
+            assert!(
+                !unrouted,
+                "{binary} does not serve {method} {path}: {status} {body}"
+            );
         }
     }
 }
@@ -116,7 +122,13 @@ async fn the_local_stacks_document_has_every_functions_routes_and_the_bearer_sch
     // what `alphalab serve` serves at /api/openapi.json is checked end to end in serve.rs;
     // here: the document is valid JSON with the error body and the users' schemas
     let doc = serde_json::to_value(alphalab_users::openapi()).unwrap();
-    for schema in ["ErrorBody", "Settings", "SettingsUpdate", "User", "ProfileUpdate"] {
+    for schema in [
+        "ErrorBody",
+        "Settings",
+        "SettingsUpdate",
+        "User",
+        "ProfileUpdate",
+    ] {
         assert!(
             doc["components"]["schemas"].get(schema).is_some(),
             "schema {schema} missing"

@@ -1,8 +1,6 @@
 //! Replayable state: serialising the engine into a checkpoint at any candle, restoring it and
 //! continuing gives bit-identical trades, metrics and equity to an uninterrupted run.
 
-
-
 use crate::common::btc_1h;
 use engine::baseline::{Baseline, Kind};
 use engine::{Candle, Engine, EngineConfig, Mode, Timeframe, Trade};

@@ -1,8 +1,6 @@
 //! The fill rules on real BTCUSDT candles: fees and slippage, stop-loss and take-profit in one
 //! candle, gaps, liquidation, monk sizing and cooldown, safety mode, leverage caps, refusals.
 
-
-
 use crate::common::btc_1h;
 use engine::engine::Applied;
 use engine::{

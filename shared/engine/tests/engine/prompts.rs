@@ -2,8 +2,6 @@
 //! `UPDATE_SNAPSHOTS=1 cargo test -p alphalab-engine --test prompts` rewrites them after an
 //! intended change; review the diff.
 
-
-
 use crate::common::btc_1h;
 use engine::prompt::{candle_prompt, system_prompt};
 use engine::{Action, Engine, EngineConfig, Mode, Order, Timeframe};

@@ -59,5 +59,10 @@ async fn a_panic_answers_the_generic_500_and_its_payload_is_logged_not_returned(
         .unwrap_or_else(|| panic!("no panic line in:\n{text}"));
     let line: serde_json::Value = serde_json::from_str(line).unwrap();
     assert_eq!(line["panic"], "lost invariant: relation users at 10.1.2.3");
-    assert!(line["span"]["request_id"].as_str().is_some_and(|id| id.len() > 10), "{line}");
+    assert!(
+        line["span"]["request_id"]
+            .as_str()
+            .is_some_and(|id| id.len() > 10),
+        "{line}"
+    );
 }
