@@ -116,12 +116,7 @@ pub(crate) fn backtest(args: BacktestArgs) -> Result<()> {
     let baseline = Baseline::new(kind, engine.indicators())?;
     let mut trades: Vec<Trade> = Vec::new();
     for candle in &candles {
-        trades.extend(
-            engine
-                .step(*candle, |ctx| baseline.decide(ctx))?
-                .applied
-                .closed,
-        );
+        trades.extend(engine.step(*candle, |ctx| baseline.decide(ctx))?.closed);
     }
     let (last, metrics) = engine.finish()?;
     trades.extend(last);

@@ -36,12 +36,17 @@ fn run_engine(candles: &[Candle], render: bool) -> f64 {
     let baseline = Baseline::new(Kind::SmaCross, engine.indicators()).expect("baseline");
     let mut text_len = 0usize;
     for candle in candles {
-        let step = engine
-            .step(*candle, |ctx| baseline.decide(ctx))
-            .expect("candle");
-        if render {
-            text_len += step.decision.reasoning.text().len();
-        }
+        let applied = if render {
+            engine.step(*candle, |ctx| {
+                let decision = baseline.decide(ctx);
+                text_len += decision.reasoning.text().len();
+                decision
+            })
+        } else {
+            // returned straight from the decider: built in place, no copy
+            engine.step(*candle, |ctx| baseline.decide(ctx))
+        };
+        applied.expect("candle");
     }
     let (_, metrics) = engine.finish().expect("finish");
     metrics.final_equity + text_len as f64

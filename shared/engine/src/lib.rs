@@ -20,6 +20,6 @@ pub mod rules;
 pub use decision::{Action, Decision, Order};
 pub use engine::{
     Applied, CHECKPOINT_VERSION, Context, Engine, EngineConfig, ExitType, Mode, Position, Side,
-    Step, Trade,
+    Trade,
 };
 pub use metrics::Metrics;

@@ -36,7 +36,7 @@ fn run(kind: Kind, variant: u8, candles: &[Candle], split: Option<usize>) -> (Ve
             engine = Engine::restore(&serde_json::from_str(&text).unwrap()).unwrap();
         }
         let step = engine.step(*candle, |ctx| baseline.decide(ctx)).unwrap();
-        trades.extend(step.applied.closed);
+        trades.extend(step.closed);
     }
     let (last, metrics) = engine.finish().unwrap();
     trades.extend(last);

@@ -28,7 +28,6 @@ fn hold(engine: &mut Engine, candle: Candle) -> Option<engine::Trade> {
     let mut closed = engine
         .step(candle, |_| Decision::hold("waiting"))
         .unwrap()
-        .applied
         .closed;
     assert!(closed.len() <= 1, "a hold closes at most the range exit");
     closed.pop()
@@ -443,7 +442,7 @@ fn the_driver_returns_every_trade_a_candle_closed() {
             )
         })
         .unwrap();
-    assert!(long.applied.opened.is_some());
+    assert!(long.opened.is_some());
     // the wide candle i + 1 stops the long out on its range, then the decision opens a short
     let step = engine
         .step(data[i + 1], |ctx| {
@@ -456,10 +455,10 @@ fn the_driver_returns_every_trade_a_candle_closed() {
             )
         })
         .unwrap();
-    let kinds: Vec<ExitType> = step.applied.closed.iter().map(|t| t.exit_type).collect();
+    let kinds: Vec<ExitType> = step.closed.iter().map(|t| t.exit_type).collect();
     assert_eq!(kinds, [ExitType::StopLoss]);
-    assert_eq!(step.applied.closed[0].exit_index, 2);
-    assert_eq!(step.applied.opened.as_ref().unwrap().side, Side::Short);
+    assert_eq!(step.closed[0].exit_index, 2);
+    assert_eq!(step.opened.as_ref().unwrap().side, Side::Short);
     // the next candle reverses the short into a long: the signal close comes back too
     let step = engine
         .step(data[i + 2], |_| {
@@ -471,9 +470,9 @@ fn the_driver_returns_every_trade_a_candle_closed() {
             )
         })
         .unwrap();
-    let kinds: Vec<ExitType> = step.applied.closed.iter().map(|t| t.exit_type).collect();
+    let kinds: Vec<ExitType> = step.closed.iter().map(|t| t.exit_type).collect();
     assert_eq!(kinds, [ExitType::Signal]);
-    assert_eq!(step.applied.action, Action::Long);
+    assert_eq!(step.action, Action::Long);
     // and the session's end closes the rest
     let (closed, _) = engine.finish().unwrap();
     assert_eq!(closed.len(), 1);
