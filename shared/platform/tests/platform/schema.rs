@@ -3,9 +3,11 @@
 use alphalab_devstack::pg::TestDatabase;
 use sqlx::PgPool;
 
-async fn pool() -> PgPool {
+/// A pool on a fresh database, and the database (dropped with it on an external server, so
+/// keep it alive for the test).
+async fn pool() -> (PgPool, TestDatabase) {
     let db = TestDatabase::create().await.expect("test database");
-    PgPool::connect(&db.url).await.unwrap()
+    (PgPool::connect(&db.url).await.unwrap(), db)
 }
 
 const TABLES: [&str; 12] = [
@@ -25,7 +27,7 @@ const TABLES: [&str; 12] = [
 
 #[tokio::test]
 async fn all_twelve_tables_exist_and_every_user_owned_row_cascades() {
-    let pool = pool().await;
+    let (pool, _db) = pool().await;
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT table_name::text FROM information_schema.tables
          WHERE table_schema = 'public' AND table_name <> '_sqlx_migrations' ORDER BY 1",
@@ -58,7 +60,7 @@ async fn all_twelve_tables_exist_and_every_user_owned_row_cascades() {
 
 #[tokio::test]
 async fn the_designs_unique_constraints_and_list_indexes_exist() {
-    let pool = pool().await;
+    let (pool, _db) = pool().await;
     let indexes: Vec<String> =
         sqlx::query_scalar("SELECT indexname::text FROM pg_indexes WHERE schemaname = 'public'")
             .fetch_all(&pool)
@@ -105,7 +107,7 @@ async fn the_designs_unique_constraints_and_list_indexes_exist() {
 
 #[tokio::test]
 async fn enumerated_columns_refuse_unknown_values() {
-    let pool = pool().await;
+    let (pool, _db) = pool().await;
     let user: uuid::Uuid =
         sqlx::query_scalar("INSERT INTO users (clerk_id) VALUES ('u') RETURNING id")
             .fetch_one(&pool)
@@ -152,7 +154,7 @@ async fn enumerated_columns_refuse_unknown_values() {
 /// includes `user_id` on both sides, so a row can only point at rows of its own user.
 #[tokio::test]
 async fn every_reference_between_user_owned_rows_is_scoped_by_the_user() {
-    let pool = pool().await;
+    let (pool, _db) = pool().await;
     let references: Vec<(String, String, String, bool)> = sqlx::query_as(
         "SELECT con.conname::text, c.relname::text, r.relname::text,
                 EXISTS (SELECT 1 FROM unnest(con.conkey, con.confkey) AS k(a, b)
@@ -191,7 +193,7 @@ async fn every_reference_between_user_owned_rows_is_scoped_by_the_user() {
 
 #[tokio::test]
 async fn a_row_cannot_point_at_another_users_row() {
-    let pool = pool().await;
+    let (pool, _db) = pool().await;
     let user = |clerk: &'static str| {
         let pool = pool.clone();
         async move {
@@ -255,7 +257,7 @@ async fn a_row_cannot_point_at_another_users_row() {
 /// Each constraint the HTTP layer maps to a client error exists under that name.
 #[tokio::test]
 async fn every_mapped_constraint_exists() {
-    let pool = pool().await;
+    let (pool, _db) = pool().await;
     for c in platform::error::CONSTRAINTS {
         let exists: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = $1)
