@@ -18,5 +18,5 @@ pub mod moto;
 pub mod pg;
 pub mod proc;
 
-pub use harness::{TestApp, TestEnv, TestServer, assert_error};
+pub use harness::{LogCapture, TestApp, TestEnv, TestServer, assert_error};
 pub use issuer::{SigningKey, TokenIssuer, TokenSpec};

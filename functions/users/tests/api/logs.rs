@@ -1,33 +1,11 @@
 //! Logs: every request's lines carry its request id and, once authenticated, the user id; no
 //! token ever appears in a log line. JSON lines, as in Lambda, captured in memory.
 
-use std::sync::{Arc, Mutex};
-
 use platform::config::LogFormat;
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 #[tokio::test]
 async fn log_lines_carry_request_and_user_ids_and_never_a_token() {
-    let capture = Capture::default();
+    let capture = alphalab_devstack::LogCapture::default();
     platform::telemetry::init_with_writer(LogFormat::Json, capture.clone(), Some("info"));
     let app = crate::start().await;
     let token = app.token("user_logged");
@@ -38,7 +16,7 @@ async fn log_lines_carry_request_and_user_ids_and_never_a_token() {
     let (status, _) = app.get("/api/users/me", Some(&forged)).await;
     assert_eq!(status, 401);
 
-    let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let text = capture.text();
     let lines: Vec<serde_json::Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))

@@ -9,29 +9,28 @@ fn free_port() -> u16 {
     alphalab_devstack::proc::free_port().unwrap()
 }
 
+/// `alphalab serve` on the ports (API, Postgres, moto, issuer) with its own data dir, starting
+/// its own Postgres and moto.
+fn serve(ports: [u16; 4], data_dir: &std::path::Path) -> Command {
+    let [api, pg, moto, issuer] = ports.map(|p| p.to_string());
+    let mut command = Command::new(env!("CARGO_BIN_EXE_alphalab"));
+    command
+        .args(["serve", "--port", &api, "--pg-port", &pg])
+        .args(["--moto-port", &moto, "--issuer-port", &issuer])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("AWS_ENDPOINT_URL");
+    command
+}
+
 #[tokio::test]
 async fn serve_prints_a_working_token_and_stops_cleanly_on_ctrl_c() {
     let data_dir = std::env::temp_dir().join(format!("alphalab-serve-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
     let (api, pg, moto, issuer) = (free_port(), free_port(), free_port(), free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_alphalab"))
-        .args([
-            "serve",
-            "--port",
-            &api.to_string(),
-            "--pg-port",
-            &pg.to_string(),
-        ])
-        .args([
-            "--moto-port",
-            &moto.to_string(),
-            "--issuer-port",
-            &issuer.to_string(),
-        ])
-        .arg("--data-dir")
-        .arg(&data_dir)
-        .env_remove("DATABASE_URL")
-        .env_remove("AWS_ENDPOINT_URL")
+    let ports = [api, pg, moto, issuer];
+    let mut child = serve(ports, &data_dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -124,26 +123,7 @@ async fn serve_prints_a_working_token_and_stops_cleanly_on_ctrl_c() {
     assert_eq!(mode & 0o777, 0o600, "{}", key.display());
 
     // a second serve on the same ports says what is going on and which flag moves it
-    let second = Command::new(env!("CARGO_BIN_EXE_alphalab"))
-        .args([
-            "serve",
-            "--port",
-            &api.to_string(),
-            "--pg-port",
-            &pg.to_string(),
-        ])
-        .args([
-            "--moto-port",
-            &moto.to_string(),
-            "--issuer-port",
-            &issuer.to_string(),
-        ])
-        .arg("--data-dir")
-        .arg(&data_dir)
-        .env_remove("DATABASE_URL")
-        .env_remove("AWS_ENDPOINT_URL")
-        .output()
-        .unwrap();
+    let second = serve(ports, &data_dir).output().unwrap();
     assert!(!second.status.success());
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(
