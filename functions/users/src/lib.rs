@@ -11,60 +11,25 @@
 //!
 //! Every other route needs a Clerk bearer token; the caller's row is provisioned on first use.
 
-use std::sync::Arc;
-
 use axum::Router;
-use axum::extract::{FromRef, State as AxumState};
+use axum::extract::State;
 use axum::http::StatusCode;
-use platform::auth::{AuthUser, Authenticator};
+use platform::auth::AuthUser;
+use platform::db;
 use platform::error::ErrorBody;
 use platform::extract::Json;
-use platform::{ApiError, ApiResult, ClerkConfig, ConfigError, DatabaseConfig, Env, FromEnv};
-use platform::{TelemetryConfig, db};
+use platform::{ApiError, ApiResult, ApiState};
 use serde::Serialize;
-use sqlx::PgPool;
 use store::users::{self, ProfileUpdate, Settings, SettingsUpdate, User};
 use utoipa::openapi::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-/// The variables this function reads: the database, Clerk, and the log format.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub database: DatabaseConfig,
-    pub clerk: ClerkConfig,
-    pub telemetry: TelemetryConfig,
-}
-
-impl FromEnv for Config {
-    fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
-        Ok(Self {
-            database: DatabaseConfig::from_env(env)?,
-            clerk: ClerkConfig::from_env(env)?,
-            telemetry: TelemetryConfig::from_env(env)?,
-        })
-    }
-}
-
-/// What the handlers need, built once per cold start.
-#[derive(Clone, FromRef)]
-pub struct State {
-    pub pool: PgPool,
-    pub auth: Arc<Authenticator>,
-}
-
-impl State {
-    /// Performs no I/O: the pool connects and the JWKS is fetched on first use.
-    pub fn new(config: &Config) -> Result<Self, sqlx::Error> {
-        Ok(Self {
-            pool: db::pool(&config.database)?,
-            auth: Arc::new(Authenticator::new(config.clerk.clone())),
-        })
-    }
-}
+/// The variables this function reads: database, Clerk, rate limit, log format.
+pub type Config = platform::ApiConfig;
 
 /// The routes with their OpenAPI operations (one registration for both).
-pub fn api() -> OpenApiRouter<State> {
+pub fn api() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(health))
         .routes(routes!(sync))
@@ -73,12 +38,12 @@ pub fn api() -> OpenApiRouter<State> {
 }
 
 /// The routes with their state, unfinished: the local tool merges them with other functions'.
-pub fn routes(state: State) -> Router {
+pub fn routes(state: ApiState) -> Router {
     api().split_for_parts().0.with_state(state)
 }
 
 /// The service Lambda serves.
-pub fn router(state: State) -> Router {
+pub fn router(state: ApiState) -> Router {
     platform::http::service(routes(state), ())
 }
 
@@ -112,8 +77,8 @@ pub struct SettingsResponse {
 /// Liveness and database reachability, for probes and the frontend. No token needed.
 #[utoipa::path(get, path = "/api/health", tag = "health",
     responses((status = 200, body = HealthResponse), (status = 503, body = ErrorBody)))]
-async fn health(AxumState(pool): AxumState<PgPool>) -> ApiResult<Json<HealthResponse>> {
-    db::ping(&pool)
+async fn health(State(api): State<ApiState>) -> ApiResult<Json<HealthResponse>> {
+    db::ping(&api.pool)
         .await
         .map_err(|e| ApiError::Unavailable(format!("database: {e}")))?;
     Ok(Json(HealthResponse { status: "ok" }))
@@ -126,12 +91,12 @@ async fn health(AxumState(pool): AxumState<PgPool>) -> ApiResult<Json<HealthResp
               (status = 422, body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 async fn sync(
-    AxumState(pool): AxumState<PgPool>,
+    State(api): State<ApiState>,
     user: AuthUser,
     Json(update): Json<ProfileUpdate>,
 ) -> ApiResult<Json<UserResponse>> {
     ApiError::check(update.validate())?;
-    let user = users::update_profile(&pool, user.id, &update)
+    let user = users::update_profile(&api.pool, user.id, &update)
         .await?
         .ok_or(ApiError::NotFound("user"))?;
     Ok(Json(UserResponse { user }))
@@ -141,11 +106,11 @@ async fn sync(
 #[utoipa::path(get, path = "/api/users/me", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = MeResponse), (status = 401, body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
-async fn me(AxumState(pool): AxumState<PgPool>, user: AuthUser) -> ApiResult<Json<MeResponse>> {
-    let profile = users::find(&pool, user.id)
+async fn me(State(api): State<ApiState>, user: AuthUser) -> ApiResult<Json<MeResponse>> {
+    let profile = users::find(&api.pool, user.id)
         .await?
         .ok_or(ApiError::NotFound("user"))?;
-    let settings = users::settings(&pool, user.id)
+    let settings = users::settings(&api.pool, user.id)
         .await?
         .ok_or(ApiError::NotFound("settings"))?;
     Ok(Json(MeResponse {
@@ -159,10 +124,10 @@ async fn me(AxumState(pool): AxumState<PgPool>, user: AuthUser) -> ApiResult<Jso
     responses((status = 200, body = SettingsResponse), (status = 401, body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 async fn get_settings(
-    AxumState(pool): AxumState<PgPool>,
+    State(api): State<ApiState>,
     user: AuthUser,
 ) -> ApiResult<Json<SettingsResponse>> {
-    let settings = users::settings(&pool, user.id)
+    let settings = users::settings(&api.pool, user.id)
         .await?
         .ok_or(ApiError::NotFound("settings"))?;
     Ok(Json(SettingsResponse { settings }))
@@ -175,12 +140,12 @@ async fn get_settings(
               (status = 422, body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 async fn put_settings(
-    AxumState(pool): AxumState<PgPool>,
+    State(api): State<ApiState>,
     user: AuthUser,
     Json(update): Json<SettingsUpdate>,
 ) -> ApiResult<Json<SettingsResponse>> {
     ApiError::check(update.validate())?;
-    let settings = users::update_settings(&pool, user.id, &update)
+    let settings = users::update_settings(&api.pool, user.id, &update)
         .await?
         .ok_or(ApiError::NotFound("settings"))?;
     Ok(Json(SettingsResponse { settings }))
@@ -190,11 +155,8 @@ async fn put_settings(
 #[utoipa::path(delete, path = "/api/users/me", tag = "users", security(("bearer" = [])),
     responses((status = 204, description = "deleted"), (status = 401, body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
-async fn delete_account(
-    AxumState(pool): AxumState<PgPool>,
-    user: AuthUser,
-) -> ApiResult<StatusCode> {
-    if users::delete(&pool, user.id).await? {
+async fn delete_account(State(api): State<ApiState>, user: AuthUser) -> ApiResult<StatusCode> {
+    if users::delete(&api.pool, user.id).await? {
         tracing::info!("account deleted");
         Ok(StatusCode::NO_CONTENT)
     } else {

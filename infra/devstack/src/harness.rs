@@ -19,12 +19,17 @@ pub struct TestEnv {
 }
 
 impl TestEnv {
-    /// Starts (once per process) Postgres and the issuer, and clones a fresh database.
+    /// Starts (once per process) Postgres, moto (with the template's tables and queues) and the
+    /// issuer, and clones a fresh database.
     pub async fn new() -> Result<Self> {
         let issuer = TokenIssuer::shared()?;
         let db = TestDatabase::create().await?;
         let mut vars: HashMap<String, String> = issuer.env().into_iter().collect();
         vars.insert("DATABASE_URL".into(), db.url.clone());
+        vars.insert(
+            "AWS_ENDPOINT_URL".into(),
+            crate::moto::test_endpoint()?.into(),
+        );
         // a few connections: tests send concurrent requests to one in-process function
         vars.insert("DATABASE_MAX_CONNECTIONS".into(), "4".into());
         vars.insert("LOG_FORMAT".into(), "pretty".into());
@@ -35,13 +40,6 @@ impl TestEnv {
     pub fn set(&mut self, name: &str, value: impl Into<String>) -> &mut Self {
         self.vars.insert(name.into(), value.into());
         self
-    }
-
-    /// Adds moto's endpoint (started once per process) as `AWS_ENDPOINT_URL`.
-    pub fn with_moto(&mut self) -> Result<&mut Self> {
-        let endpoint = crate::moto::test_endpoint()?;
-        self.vars.insert("AWS_ENDPOINT_URL".into(), endpoint.into());
-        Ok(self)
     }
 
     /// Looks a variable up, for `Config::from_lookup`.

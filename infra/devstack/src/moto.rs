@@ -60,21 +60,36 @@ impl Drop for Moto {
 static TEST_MOTO: OnceLock<Result<String, String>> = OnceLock::new();
 
 /// The endpoint tests use: `TEST_AWS_ENDPOINT_URL` when given, else one `moto_server` started once
-/// per test process and stopped when the process exits.
+/// per test process and stopped when the process exits. Either way the tables and queues of
+/// `template.yaml` are created on it once per process.
 pub fn test_endpoint() -> Result<&'static str> {
     TEST_MOTO
         .get_or_init(|| {
-            if let Ok(url) = std::env::var("TEST_AWS_ENDPOINT_URL")
-                && !url.is_empty()
-            {
-                return Ok(url);
-            }
             let start = || -> Result<String> {
-                let mut moto = Moto::start(proc::free_port()?)?;
-                let child = moto.child.take().context("moto child")?;
-                proc::reap_on_exit(&format!("kill {} 2>/dev/null", child.id()))?;
-                std::mem::forget(child);
-                Ok(moto.endpoint.clone())
+                let endpoint = match std::env::var("TEST_AWS_ENDPOINT_URL") {
+                    Ok(url) if !url.is_empty() => url,
+                    _ => {
+                        let mut moto = Moto::start(proc::free_port()?)?;
+                        let child = moto.child.take().context("moto child")?;
+                        proc::reap_on_exit(&format!("kill {} 2>/dev/null", child.id()))?;
+                        std::mem::forget(child);
+                        moto.endpoint.clone()
+                    }
+                };
+                let template =
+                    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
+                let resources = crate::aws::TemplateResources::from_template(&template)?;
+                let url = endpoint.clone();
+                // a thread of its own: we may be called from inside a test's async runtime
+                std::thread::spawn(move || {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?
+                        .block_on(async { resources.create(&sdk_config(&url).await).await })
+                })
+                .join()
+                .map_err(|_| anyhow::anyhow!("creating the template's resources panicked"))??;
+                Ok(endpoint)
             };
             start().map_err(|e| format!("{e:#}"))
         })

@@ -1,14 +1,56 @@
 //! Every function's routes merged into one server, as API Gateway routes them in AWS, plus the
-//! merged OpenAPI document at `GET /api/openapi.json`.
+//! merged OpenAPI document at `GET /api/openapi.json` and CORS (API Gateway answers CORS in AWS,
+//! from the template's `CorsAllowedOrigins`).
 
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
 use axum::Router;
+use axum::http::{HeaderName, HeaderValue, Method};
 use axum::routing::get;
+use platform::{ApiConfig, ApiState, Env, FromEnv};
+use tower_http::cors::CorsLayer;
 use utoipa::openapi::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+/// Every function's state, built from one environment. The authenticated functions share one
+/// [`ApiState`] (one pool) here; in AWS each Lambda has its own.
+pub(crate) struct States {
+    pub(crate) api: ApiState,
+    pub(crate) api_keys: alphalab_api_keys::State,
+    pub(crate) webhooks: alphalab_webhooks::State,
+}
+
+impl States {
+    pub(crate) async fn from_env(env: &Env<'_>) -> Result<Self> {
+        let config = ApiConfig::from_env(env)?;
+        platform::telemetry::init(config.telemetry.log_format);
+        let api = ApiState::new(&config).await?;
+        let keys = alphalab_api_keys::Config::from_env(env)?;
+        let api_keys = alphalab_api_keys::State {
+            api: api.clone(),
+            keys: Arc::new(keys.keys),
+            openrouter: adapters::openrouter::OpenRouter::new(keys.openrouter),
+        };
+        let hooks = alphalab_webhooks::Config::from_env(env)?;
+        let webhooks = alphalab_webhooks::State {
+            pool: api.pool.clone(),
+            secret: Arc::new(hooks.secret),
+        };
+        Ok(Self {
+            api,
+            api_keys,
+            webhooks,
+        })
+    }
+}
 
 /// The merged document: every function's operations, the bearer scheme, the API's title.
 pub(crate) fn document() -> OpenApi {
     let mut doc = alphalab_users::openapi();
+    doc.merge(alphalab_api_keys::openapi());
+    doc.merge(alphalab_agents::openapi());
+    doc.merge(alphalab_webhooks::openapi());
     doc.info.title = "AlphaLab API".into();
     doc.info.version = env!("CARGO_PKG_VERSION").into();
     doc.info.description = Some(
@@ -31,13 +73,49 @@ pub(crate) fn document() -> OpenApi {
 }
 
 /// Every function's routes with their state, and the document.
-pub(crate) fn routes(users: alphalab_users::State) -> Router {
+pub(crate) fn routes(states: States) -> Router {
     let doc = document();
-    alphalab_users::routes(users).route(
-        "/api/openapi.json",
-        get(move || {
-            let doc = doc.clone();
-            async move { axum::Json(doc) }
-        }),
-    )
+    alphalab_users::routes(states.api.clone())
+        .merge(alphalab_agents::routes(states.api))
+        .merge(alphalab_api_keys::routes(states.api_keys))
+        .merge(alphalab_webhooks::routes(states.webhooks))
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { axum::Json(doc) }
+            }),
+        )
+}
+
+/// CORS for the comma-separated `origins`, with the methods and headers the template allows.
+pub(crate) fn cors(origins: &str) -> Result<CorsLayer> {
+    let origins: Vec<HeaderValue> = origins
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|o| {
+            HeaderValue::from_str(o)
+                .with_context(|| format!("CORS_ALLOWED_ORIGINS: bad origin {o}"))
+        })
+        .collect::<Result<_>>()?;
+    Ok(CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([
+            HeaderName::from_static("authorization"),
+            HeaderName::from_static("content-type"),
+            HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("retry-after"),
+        ])
+        .max_age(std::time::Duration::from_secs(600)))
 }

@@ -6,6 +6,8 @@ use clap::{Parser, Subcommand};
 mod api;
 mod backtest;
 mod data;
+mod rotate;
+mod secrets;
 mod serve;
 mod token;
 
@@ -27,6 +29,9 @@ enum Command {
     Migrate,
     /// Load the bundled market data (data/market) into DATABASE_URL's market_data_cache.
     LoadData,
+    /// Re-encrypt every stored API key with the active version of ENCRYPTION_KEYS (idempotent,
+    /// in batches).
+    RotateKeys(rotate::RotateArgs),
     /// Backtest a baseline agent on a CSV of candles; metrics as JSON on stdout.
     Backtest(backtest::BacktestArgs),
     /// Compute indicators over a CSV of candles; CSV on stdout.
@@ -52,6 +57,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
+        Command::RotateKeys(args) => rotate::run(args).await,
         Command::LoadData => {
             let pool = sqlx::PgPool::connect(&database_url()?).await?;
             let rows = data::load_bundled(&pool).await?;

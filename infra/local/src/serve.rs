@@ -14,16 +14,20 @@ use alphalab_devstack::moto::{self, Moto};
 use alphalab_devstack::pg::{self, PgCluster};
 use alphalab_devstack::{SigningKey, TokenIssuer};
 use anyhow::{Context, Result};
-use platform::{Env, FromEnv};
+use platform::Env;
 
 pub(crate) const DEMO_USER: &str = "user_demo";
 pub(crate) const ISSUER_PORT: u16 = 8788;
+/// The demo user's agent, seeded once.
+pub(crate) const DEMO_AGENT: &str = "Demo SMA cross";
+/// Origins a local frontend runs on (Next.js, Vite).
+const DEFAULT_CORS_ORIGINS: &str = "http://localhost:3000,http://localhost:5173";
 const DATABASE: &str = "alphalab";
 
 #[derive(clap::Args)]
 pub(crate) struct ServeArgs {
-    /// Port of the API (0: any free port).
-    #[arg(long, default_value_t = 3000)]
+    /// Port of the API (0: any free port). Not 3000, where a Next.js frontend runs.
+    #[arg(long, default_value_t = 8080)]
     port: u16,
     /// Port of the local Postgres cluster.
     #[arg(long, default_value_t = 54329)]
@@ -105,31 +109,55 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         .await
         .context("creating the template's tables and queues")?;
 
-    let key = match crate::token::load_key(&data_dir)? {
-        Some(key) => key,
+    // Clerk: a real instance's tokens when CLERK_ISSUER is set (a frontend on a Clerk
+    // development instance), else the local issuer's.
+    let external_clerk = env_var("CLERK_ISSUER");
+    let issuer = match &external_clerk {
+        Some(_) => None,
         None => {
-            let key = SigningKey::generate()?;
-            crate::token::save_key(&data_dir, &key)?;
-            key
+            let key = match crate::token::load_key(&data_dir)? {
+                Some(key) => key,
+                None => {
+                    let key = SigningKey::generate()?;
+                    crate::token::save_key(&data_dir, &key)?;
+                    key
+                }
+            };
+            Some(TokenIssuer::start_with(
+                key,
+                SocketAddr::from(([127, 0, 0, 1], args.issuer_port)),
+            )?)
         }
     };
-    let issuer =
-        TokenIssuer::start_with(key, SocketAddr::from(([127, 0, 0, 1], args.issuer_port)))?;
 
     // The functions read their configuration exactly as in Lambda, by variable name.
     let mut vars: HashMap<String, String> = std::env::vars().collect();
-    vars.extend(issuer.env());
+    if let Some(issuer) = &issuer {
+        vars.extend(issuer.env());
+    }
     vars.insert("DATABASE_URL".into(), database_url.clone());
     vars.insert("AWS_ENDPOINT_URL".into(), aws_endpoint.clone());
     vars.entry("LOG_FORMAT".into())
         .or_insert_with(|| "pretty".into());
     vars.entry("DATABASE_MAX_CONNECTIONS".into())
         .or_insert_with(|| "10".into());
+    if env_var("ENCRYPTION_KEYS").is_none() {
+        let keys = crate::secrets::load_or_create(&data_dir, "encryption-keys", || {
+            Ok(adapters::crypto::Keyring::generate_text())
+        })?;
+        vars.insert("ENCRYPTION_KEYS".into(), keys);
+    }
+    if env_var("CLERK_WEBHOOK_SECRET").is_none() {
+        let secret = crate::secrets::load_or_create(
+            &data_dir,
+            "webhook-secret",
+            crate::secrets::webhook_secret,
+        )?;
+        vars.insert("CLERK_WEBHOOK_SECRET".into(), secret);
+    }
     let env = Env::from_lookup(|name| vars.get(name).cloned());
-    let users = alphalab_users::Config::from_env(&env)?;
-    platform::telemetry::init(users.telemetry.log_format);
-    let users = alphalab_users::State::new(&users)?;
-    let pool = users.pool.clone();
+    let states = crate::api::States::from_env(&env).await?;
+    let pool = states.api.pool.clone();
 
     let demo = store::users::provision(&pool, DEMO_USER)
         .await?
@@ -140,33 +168,60 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         ..Default::default()
     };
     store::users::update_profile(&pool, demo, &profile).await?;
+    if seed_demo_agent(&pool, demo).await? {
+        println!("seeded the demo agent \"{DEMO_AGENT}\" (baseline/sma-cross)");
+    }
     let loaded = crate::data::load_bundled(&pool).await?;
     if loaded > 0 {
         println!("loaded {loaded} bundled candles into market_data_cache");
     }
 
-    // Every function's routes, merged, under the paths API Gateway uses, and the merged OpenAPI
-    // document at /api/openapi.json.
-    let app = platform::http::service(crate::api::routes(users), ());
+    // Every function's routes, merged, under the paths API Gateway uses, the merged OpenAPI
+    // document at /api/openapi.json, and CORS as API Gateway answers it in AWS.
+    let origins = vars
+        .get("CORS_ALLOWED_ORIGINS")
+        .cloned()
+        .unwrap_or_else(|| DEFAULT_CORS_ORIGINS.into());
+    let app =
+        platform::http::service(crate::api::routes(states), ()).layer(crate::api::cors(&origins)?);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
         .map_err(|e| busy(args.port, "--port", e))?;
     let api = format!("http://{}", listener.local_addr()?);
-    let token = crate::token::mint(&issuer.current_key(), args.issuer_port, DEMO_USER, 86_400)?;
 
     println!();
     println!("AlphaLab is running locally.");
-    println!("  API        {api}");
-    println!("  JWKS       {}", issuer.jwks_url);
+    println!("  API        {api}  (CORS for {origins})");
+    if let Some(issuer) = &issuer {
+        println!("  JWKS       {}", issuer.jwks_url);
+    }
     println!("  Postgres   {database_url}");
     println!("  AWS (moto) {aws_endpoint}");
     println!();
-    println!("Demo user {DEMO_USER}; a token valid for 24 h:");
-    println!("  export TOKEN={token}");
-    println!("Try:");
-    println!("  curl -H \"Authorization: Bearer $TOKEN\" {api}/api/users/me");
-    println!("  curl {api}/api/openapi.json");
-    println!("More tokens: cargo run --bin alphalab -- token <user-id>. Stop with Ctrl-C.");
+    match (&issuer, &external_clerk) {
+        (Some(issuer), _) => {
+            let token =
+                crate::token::mint(&issuer.current_key(), args.issuer_port, DEMO_USER, 86_400)?;
+            println!("Demo user {DEMO_USER}; a token valid for 24 h:");
+            println!("  export TOKEN={token}");
+            println!("Try:");
+            println!("  curl -H \"Authorization: Bearer $TOKEN\" {api}/api/users/me");
+            println!("  curl -H \"Authorization: Bearer $TOKEN\" {api}/api/agents");
+            println!("  curl {api}/api/openapi.json");
+            println!("More tokens: cargo run --bin alphalab -- token [user-id]. Stop with Ctrl-C.");
+        }
+        (None, Some(clerk)) => {
+            println!("Verifying the session tokens of the Clerk instance {clerk}.");
+            println!("From your app (e.g. Next.js on http://localhost:3000), call the API with");
+            println!(
+                "  fetch(\"{api}/api/users/me\", {{ headers: {{ Authorization: `Bearer ${{await getToken()}}` }} }})"
+            );
+            println!(
+                "Set CLERK_AUTHORIZED_PARTIES to your app's origin to check the tokens' azp. Stop with Ctrl-C."
+            );
+        }
+        (None, None) => {}
+    }
     println!();
 
     axum::serve(listener, app)
@@ -217,4 +272,20 @@ fn busy(port: u16, flag: &str, err: std::io::Error) -> anyhow::Error {
     } else {
         anyhow::anyhow!("cannot listen on 127.0.0.1:{port} ({flag}): {err}")
     }
+}
+
+/// Creates the demo agent (`baseline/sma-cross`) unless the demo user has live agents.
+async fn seed_demo_agent(pool: &sqlx::PgPool, demo: uuid::Uuid) -> Result<bool> {
+    let (existing, _) = store::agents::list(pool, demo, false, None, 1).await?;
+    if !existing.is_empty() {
+        return Ok(false);
+    }
+    let new: store::agents::NewAgent = serde_json::from_value(serde_json::json!({
+        "name": DEMO_AGENT, "mode": "omni", "model": "baseline/sma-cross",
+    }))?;
+    let fields = new
+        .fields()
+        .map_err(|e| anyhow::anyhow!("demo agent: {e:?}"))?;
+    store::agents::create(pool, demo, &fields, None).await?;
+    Ok(true)
 }

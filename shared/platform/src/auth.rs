@@ -8,7 +8,7 @@
 //! Only RS256 is accepted: `alg: none` and HMAC tokens are refused before any key is consulted.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use axum::extract::{FromRef, FromRequestParts};
@@ -17,11 +17,11 @@ use axum::http::request::Parts;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde::Deserialize;
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::config::ClerkConfig;
 use crate::error::ApiError;
+use crate::state::ApiState;
 
 /// Allowed clock skew for `exp` and `nbf`.
 pub const LEEWAY_SECS: u64 = 5;
@@ -273,8 +273,9 @@ fn header_alg(token: &str) -> Option<String> {
     value.get("alg")?.as_str().map(str::to_owned)
 }
 
-/// The authenticated caller. Extracting it verifies the bearer token and provisions the user row
-/// on first use, so no endpoint depends on `/api/users/sync` having been called.
+/// The authenticated caller. Extracting it verifies the bearer token, provisions the user row on
+/// first use (so no endpoint depends on `/api/users/sync` having been called) and counts the
+/// request against the caller's rate limit.
 #[derive(Debug, Clone)]
 pub struct AuthUser {
     /// AlphaLab's user id: scope every query with it.
@@ -286,21 +287,22 @@ pub struct AuthUser {
 impl<S> FromRequestParts<S> for AuthUser
 where
     S: Send + Sync,
-    Arc<Authenticator>: FromRef<S>,
-    PgPool: FromRef<S>,
+    ApiState: FromRef<S>,
 {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let token = bearer_token(parts)?;
-        let auth = Arc::<Authenticator>::from_ref(state);
-        let claims = auth.verify(token).await?;
-        let pool = PgPool::from_ref(state);
+        let api = ApiState::from_ref(state);
+        let claims = api.auth.verify(token).await?;
+        let pool = &api.pool;
         // `None`: the account was deleted again and again while we provisioned it
-        let id = store::users::provision(&pool, &claims.sub)
+        let id = store::users::provision(pool, &claims.sub)
             .await?
             .ok_or_else(|| ApiError::Unavailable("account provisioning kept racing".into()))?;
         tracing::Span::current().record("user_id", tracing::field::display(id));
+        // every authenticated request counts against the caller's budget
+        api.limiter.check(id).await?;
         Ok(Self {
             id,
             clerk_id: claims.sub,

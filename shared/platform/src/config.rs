@@ -225,6 +225,44 @@ impl FromEnv for ClerkConfig {
     }
 }
 
+/// Where the AWS SDK clients point: `AWS_ENDPOINT_URL` (the local stack and the tests point it at
+/// moto, with fixed test credentials) and `AWS_REGION` (default `us-east-1`). In Lambda neither is
+/// needed: the runtime provides the region and credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsConfig {
+    pub endpoint_url: Option<String>,
+    pub region: String,
+}
+
+impl FromEnv for AwsConfig {
+    fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            endpoint_url: env.get("AWS_ENDPOINT_URL"),
+            region: env.get("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
+        })
+    }
+}
+
+impl AwsConfig {
+    /// The SDK configuration (loads credentials from the environment in Lambda).
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(self.region.clone()));
+        if let Some(endpoint) = &self.endpoint_url {
+            loader = loader.endpoint_url(endpoint).credentials_provider(
+                aws_sdk_dynamodb::config::Credentials::new(
+                    "testing",
+                    "testing",
+                    None,
+                    None,
+                    "alphalab-local",
+                ),
+            );
+        }
+        loader.load().await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

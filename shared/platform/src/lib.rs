@@ -14,7 +14,12 @@ pub mod error;
 pub mod extract;
 pub mod http;
 pub mod lambda;
+pub mod ratelimit;
+pub mod state;
 pub mod telemetry;
 
-pub use config::{ClerkConfig, ConfigError, DatabaseConfig, Env, FromEnv, TelemetryConfig};
-pub use error::{ApiError, ApiResult};
+pub use config::{
+    AwsConfig, ClerkConfig, ConfigError, DatabaseConfig, Env, FromEnv, TelemetryConfig,
+};
+pub use error::{ApiError, ApiResult, FieldError};
+pub use state::{ApiConfig, ApiState};

@@ -6,8 +6,12 @@
 //! transient failures to 503). The request and response types live beside the queries that read
 //! and write them, with their validation, so each field is defined once.
 
+pub mod activity;
+pub mod agents;
+pub mod api_keys;
 pub mod market_data;
 pub mod users;
+pub mod webhooks;
 
 /// One invalid field of a request: its name and what is wrong, in plain words.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]

@@ -7,8 +7,8 @@ mod logs;
 mod users;
 
 use alphalab_devstack::{TestApp, TestEnv};
-use alphalab_users::{Config, State, router};
-use platform::{Env, FromEnv};
+use alphalab_users::{Config, router};
+use platform::{ApiState, Env, FromEnv};
 
 /// The users function on a fresh database, configured like Lambda through its variables.
 pub(crate) async fn start() -> TestApp {
@@ -16,10 +16,9 @@ pub(crate) async fn start() -> TestApp {
 }
 
 pub(crate) async fn start_with(env: TestEnv) -> TestApp {
-    TestApp::start_with(env, |env| {
-        let config = Config::from_env(&Env::from_lookup(env.lookup()))?;
-        Ok(router(State::new(&config)?))
-    })
-    .await
-    .expect("users function")
+    let config = Config::from_env(&Env::from_lookup(env.lookup())).expect("config");
+    let state = ApiState::new(&config).await.expect("state");
+    TestApp::start_with(env, |_| Ok(router(state)))
+        .await
+        .expect("users function")
 }

@@ -10,7 +10,7 @@ async fn pool() -> (PgPool, TestDatabase) {
     (PgPool::connect(&db.url).await.unwrap(), db)
 }
 
-const TABLES: [&str; 12] = [
+const TABLES: [&str; 13] = [
     "users",
     "user_settings",
     "api_keys",
@@ -23,10 +23,11 @@ const TABLES: [&str; 12] = [
     "notifications",
     "activity_log",
     "market_data_cache",
+    "webhook_deliveries",
 ];
 
 #[tokio::test]
-async fn all_twelve_tables_exist_and_every_user_owned_row_cascades() {
+async fn every_table_exists_and_every_user_owned_row_cascades() {
     let (pool, _db) = pool().await;
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT table_name::text FROM information_schema.tables

@@ -1,0 +1,26 @@
+//! What can go wrong talking to OpenRouter. No variant carries key material.
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum OpenRouterError {
+    /// 401 / 403: the key is not accepted.
+    #[error("OpenRouter rejected the key ({status}): {message}")]
+    Rejected { status: u16, message: String },
+    /// 402: no credits left.
+    #[error("OpenRouter reports no credits ({message})")]
+    NoCredits { message: String },
+    /// 429, with the seconds to wait when OpenRouter says.
+    #[error("OpenRouter is rate limiting{}", retry_after.map(|s| format!("; retry after {s} s")).unwrap_or_default())]
+    RateLimited { retry_after: Option<u64> },
+    /// 5xx, 408, or another unexpected status.
+    #[error("OpenRouter answered {status}")]
+    UnexpectedStatus { status: u16 },
+    /// No answer within the timeout.
+    #[error("OpenRouter did not answer within {0} s")]
+    Timeout(u64),
+    /// The connection failed.
+    #[error("OpenRouter unreachable: {0}")]
+    Network(String),
+    /// A 200 whose body is not what OpenRouter documents.
+    #[error("OpenRouter sent an unreadable answer: {0}")]
+    InvalidBody(String),
+}
