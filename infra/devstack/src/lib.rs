@@ -6,6 +6,8 @@
 //! - [`aws`]: the DynamoDB tables and SQS queues that `template.yaml` declares, created for real;
 //! - [`issuer`]: a token issuer with its own RSA key and a JWKS served over HTTP, so local and test
 //!   requests pass through the very same Clerk verification code as production;
+//! - [`openrouter`]: a local HTTP server speaking OpenRouter's wire format (errors and slow
+//!   answers included);
 //! - [`harness`]: the per-test environment (fresh database, shared issuer, moto) and a helper that
 //!   serves a router on 127.0.0.1 and talks to it with real HTTP requests.
 //!
@@ -15,6 +17,7 @@ pub mod aws;
 pub mod harness;
 pub mod issuer;
 pub mod moto;
+pub mod openrouter;
 pub mod pg;
 pub mod proc;
 

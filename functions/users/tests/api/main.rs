@@ -4,6 +4,7 @@
 
 mod auth;
 mod logs;
+mod ratelimit;
 mod users;
 
 use alphalab_devstack::{TestApp, TestEnv};
@@ -21,4 +22,19 @@ pub(crate) async fn start_with(env: TestEnv) -> TestApp {
     TestApp::start_with(env, |_| Ok(router(state)))
         .await
         .expect("users function")
+}
+
+/// The process's log lines, as JSON (the global subscriber is installed once, for every test of
+/// this binary: a test picks its own lines by request or user id).
+pub(crate) fn logs() -> &'static alphalab_devstack::LogCapture {
+    static CAPTURE: std::sync::OnceLock<alphalab_devstack::LogCapture> = std::sync::OnceLock::new();
+    CAPTURE.get_or_init(|| {
+        let capture = alphalab_devstack::LogCapture::default();
+        platform::telemetry::init_with_writer(
+            platform::config::LogFormat::Json,
+            capture.clone(),
+            Some("info"),
+        );
+        capture
+    })
 }

@@ -2,5 +2,8 @@
 //! end, and the agreement of template.yaml, the routers and the OpenAPI document.
 
 mod cli;
+mod functions;
+mod rotate;
 mod serve;
 mod template;
+mod tenancy;

@@ -112,6 +112,53 @@ async fn serve_prints_a_working_token_and_stops_cleanly_on_ctrl_c() {
         "bearer"
     );
 
+    // the demo agent is seeded, once
+    let agents: serde_json::Value = client
+        .get(format!("http://127.0.0.1:{api}/api/agents"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(agents["agents"][0]["name"], "Demo SMA cross", "{agents}");
+    assert_eq!(agents["agents"][0]["model"], "baseline/sma-cross");
+
+    // CORS for a local frontend, as API Gateway answers it in AWS
+    let preflight = client
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("http://127.0.0.1:{api}/api/users/me"),
+        )
+        .header("origin", "http://localhost:3000")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "http://localhost:3000"
+    );
+    let foreign = client
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("http://127.0.0.1:{api}/api/users/me"),
+        )
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        foreign
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+
     // the bundled market data is loaded
     let loaded = output.iter().any(|l| l.contains("bundled candles"));
     assert!(loaded, "output: {output:#?}");

@@ -1,0 +1,60 @@
+//! Every function of the workspace, built from one environment as its Lambda would be: the list
+//! the template test and the tenancy walker go through. A new function is added here (and the
+//! template test fails until it is).
+
+use platform::{ApiState, Env, FromEnv};
+use utoipa::openapi::OpenApi;
+
+/// Variables the functions need beyond the test environment's, with harmless values.
+pub(crate) const EXTRA: &[(&str, &str)] = &[
+    (
+        "ENCRYPTION_KEYS",
+        "v1=AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=;active=v1",
+    ),
+    ("CLERK_WEBHOOK_SECRET", "whsec_MDEyMzQ1Njc4OWFiY2RlZg=="),
+    ("OPENROUTER_TIMEOUT_SECS", "2"),
+];
+
+/// (binary name in template.yaml, OpenAPI document, the router its Lambda serves).
+pub(crate) async fn all(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Vec<(&'static str, OpenApi, axum::Router)> {
+    let env = Env::from_lookup(|name| {
+        lookup(name).or_else(|| {
+            EXTRA
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
+    });
+    let api = ApiState::new(&platform::ApiConfig::from_env(&env).unwrap())
+        .await
+        .unwrap();
+    let keys = alphalab_api_keys::State::new(&alphalab_api_keys::Config::from_env(&env).unwrap())
+        .await
+        .unwrap();
+    let hooks =
+        alphalab_webhooks::State::new(&alphalab_webhooks::Config::from_env(&env).unwrap()).unwrap();
+    vec![
+        (
+            "users",
+            alphalab_users::openapi(),
+            alphalab_users::router(api.clone()),
+        ),
+        (
+            "agents",
+            alphalab_agents::openapi(),
+            alphalab_agents::router(api),
+        ),
+        (
+            "api-keys",
+            alphalab_api_keys::openapi(),
+            alphalab_api_keys::router(keys),
+        ),
+        (
+            "webhooks",
+            alphalab_webhooks::openapi(),
+            alphalab_webhooks::router(hooks),
+        ),
+    ]
+}
