@@ -205,3 +205,78 @@ async fn serve_prints_a_working_token_and_stops_cleanly_on_ctrl_c() {
     }
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+/// A frontend developer's setup: `serve` verifies the tokens of the Clerk instance named by
+/// `CLERK_ISSUER` (here a local stand-in with its own keys) instead of starting its own issuer.
+#[tokio::test]
+async fn serve_verifies_an_external_clerk_instances_tokens_when_told_to() {
+    let env = alphalab_devstack::TestEnv::new().await.unwrap();
+    let clerk = alphalab_devstack::TokenIssuer::start().unwrap();
+    let data_dir =
+        std::env::temp_dir().join(format!("alphalab-serve-clerk-{}", std::process::id()));
+    let (api, issuer_port) = (free_port(), free_port());
+    let mut command = Command::new(env!("CARGO_BIN_EXE_alphalab"));
+    command
+        .args([
+            "serve",
+            "--port",
+            &api.to_string(),
+            "--issuer-port",
+            &issuer_port.to_string(),
+        ])
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .env("DATABASE_URL", &env.db.url)
+        .env(
+            "AWS_ENDPOINT_URL",
+            alphalab_devstack::moto::test_endpoint().unwrap(),
+        );
+    for (name, value) in clerk.env() {
+        command.env(name, value);
+    }
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut output = Vec::new();
+    let start = Instant::now();
+    while !output
+        .iter()
+        .any(|l: &String| l.contains("Verifying the session tokens"))
+    {
+        assert!(start.elapsed() < Duration::from_secs(60), "{output:#?}");
+        if let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) {
+            output.push(line);
+        }
+    }
+    assert!(
+        !output.iter().any(|l| l.contains("export TOKEN=")),
+        "no local token: {output:#?}"
+    );
+    // no local issuer was started
+    assert!(std::net::TcpStream::connect(("127.0.0.1", issuer_port)).is_err());
+    let client = reqwest::Client::new();
+    let me = client
+        .get(format!("http://127.0.0.1:{api}/api/users/me"))
+        .bearer_auth(clerk.token("user_from_clerk").unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    let body: serde_json::Value = me.json().await.unwrap();
+    assert_eq!(body["user"]["clerk_id"], "user_from_clerk");
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
