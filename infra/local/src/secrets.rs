@@ -24,21 +24,28 @@ pub(crate) fn load_or_create(
             .with_context(|| format!("reading {}", path.display()))?;
         return Ok(text.trim().to_owned());
     }
-    let dir = path.parent().context("secrets directory")?;
+    let value = generate()?;
+    write_private(&path, value.as_bytes())?;
+    Ok(value)
+}
+
+/// Writes a new file readable by its owner only (0600, in a 0700 directory); an existing file
+/// is an error, never overwritten.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().context("a file needs a directory")?;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("creating {}", dir.display()))?;
-    let value = generate()?;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&path)
+        .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(value.as_bytes())?;
-    Ok(value)
+    file.write_all(bytes)?;
+    Ok(())
 }
 
 /// A new Svix-style secret: `whsec_` and 32 random bytes in base64.

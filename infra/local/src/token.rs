@@ -41,23 +41,7 @@ pub(crate) fn key_path(data_dir: &Path) -> PathBuf {
 
 /// Writes the issuer key readable by its owner only (0600, in a 0700 directory).
 pub(crate) fn save_key(data_dir: &Path, key: &SigningKey) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    let path = key_path(data_dir);
-    let dir = path.parent().context("key directory")?;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("creating {}", dir.display()))?;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(&key.to_pkcs8_der()?)?;
-    Ok(())
+    crate::secrets::write_private(&key_path(data_dir), &key.to_pkcs8_der()?)
 }
 
 pub(crate) fn load_key(data_dir: &Path) -> Result<Option<SigningKey>> {
