@@ -8,12 +8,15 @@
 //!   requests pass through the very same Clerk verification code as production;
 //! - [`openrouter`]: a local HTTP server speaking OpenRouter's wire format (errors and slow
 //!   answers included);
+//! - [`gateway`]: a local API Gateway WebSocket API (connection ids, `$connect` refusal,
+//!   `$disconnect`, the `@connections` management API);
 //! - [`harness`]: the per-test environment (fresh database, shared issuer, moto) and a helper that
 //!   serves a router on 127.0.0.1 and talks to it with real HTTP requests.
 //!
 //! A missing binary is an error that names the package to install; nothing is silently skipped.
 
 pub mod aws;
+pub mod gateway;
 pub mod harness;
 pub mod issuer;
 pub mod moto;

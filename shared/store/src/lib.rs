@@ -10,6 +10,7 @@ pub mod activity;
 pub mod agents;
 pub mod api_keys;
 pub mod market_data;
+pub mod sessions;
 pub mod users;
 pub mod webhooks;
 

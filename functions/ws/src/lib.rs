@@ -1,0 +1,315 @@
+//! The WebSocket function (API Gateway WebSocket API, route selection `$request.body.action`).
+//!
+//! - `$connect` (`wss://<api>/<stage>?token=<Clerk session token>`): the token is verified with the
+//!   same Clerk code as HTTP; any failure refuses the connection (401; 503 when Clerk's keys
+//!   cannot be had); the connection is recorded (user, time, 2-hour TTL).
+//! - `$disconnect`: the connection and its subscriptions are forgotten.
+//! - `$default`: the client's actions (README, "Realtime"): `subscribe` / `unsubscribe` to one of
+//!   the caller's sessions or to an asset's prices, `ping`, and the session controls `pause`,
+//!   `resume`, `stop`, `change_speed`, which go through `store::sessions::control`, the service the
+//!   arena's REST routes share. Every answer is an event pushed to the connection; a bad message
+//!   gets an `error` event and the connection stays usable.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use chrono::Utc;
+use platform::auth::{AuthError, Authenticator};
+use platform::lambda::ws::{WebSocketHandler, response};
+use platform::{ClerkConfig, ConfigError, DatabaseConfig, Env, FromEnv, TelemetryConfig};
+use realtime::events::{Event, SessionState, Subscription};
+use realtime::registry::{price_topic, session_topic};
+use realtime::{Envelope, Publisher, RealtimeConfig};
+use serde_json::Value;
+use sqlx::PgPool;
+use store::sessions::{self, Control, Refused};
+use uuid::Uuid;
+
+/// The route keys the WebSocket API sends to this function (template.yaml declares the same).
+pub const ROUTE_KEYS: &[&str] = &["$connect", "$disconnect", "$default"];
+
+/// API Gateway's frame limit: a longer message is refused with an `error` event.
+pub const MESSAGE_LIMIT: usize = 32 * 1024;
+
+/// The variables this function reads.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    pub clerk: ClerkConfig,
+    pub realtime: RealtimeConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+impl FromEnv for Config {
+    fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            database: DatabaseConfig::from_env(env)?,
+            clerk: ClerkConfig::from_env(env)?,
+            realtime: RealtimeConfig::from_env(env)?,
+            telemetry: TelemetryConfig::from_env(env)?,
+        })
+    }
+}
+
+/// The handler, built once per cold start.
+#[derive(Clone)]
+pub struct Ws {
+    pub pool: PgPool,
+    pub auth: Arc<Authenticator>,
+    pub publisher: Arc<Publisher>,
+}
+
+impl Ws {
+    pub async fn new(config: &Config) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            pool: platform::db::pool(&config.database)?,
+            auth: Arc::new(Authenticator::new(config.clerk.clone())),
+            publisher: Arc::new(Publisher::new(&config.realtime).await),
+        })
+    }
+
+    async fn reply(&self, connection: &str, event: Event, session_id: Option<Uuid>) {
+        self.publisher
+            .send(connection, &Envelope::other(&event, session_id, Utc::now()))
+            .await;
+    }
+}
+
+fn connection_id(request: &ApiGatewayWebsocketProxyRequest) -> &str {
+    request
+        .request_context
+        .connection_id
+        .as_deref()
+        .unwrap_or_default()
+}
+
+impl WebSocketHandler for Ws {
+    async fn connect(&self, request: &ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
+        let Some(token) = request.query_string_parameters.first("token") else {
+            return response(401, Some("missing ?token=".into()));
+        };
+        let claims = match self.auth.verify(token).await {
+            Ok(claims) => claims,
+            Err(AuthError::KeysUnavailable(cause)) => {
+                tracing::error!(cause = %cause, "connection refused: no signing keys");
+                return response(503, None);
+            }
+            Err(e) => {
+                tracing::info!(reason = %e, "connection refused");
+                return response(401, Some(e.to_string()));
+            }
+        };
+        let user = match store::users::provision(&self.pool, &claims.sub).await {
+            Ok(Some(user)) => user,
+            Ok(None) | Err(_) => return response(503, None),
+        };
+        match self
+            .publisher
+            .registry()
+            .connect(connection_id(request), user)
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(user_id = %user, "connected");
+                response(200, None)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "connection refused: registry unavailable");
+                response(503, None)
+            }
+        }
+    }
+
+    async fn disconnect(
+        &self,
+        request: &ApiGatewayWebsocketProxyRequest,
+    ) -> ApiGatewayProxyResponse {
+        if let Err(e) = self
+            .publisher
+            .registry()
+            .disconnect(connection_id(request))
+            .await
+        {
+            // the rows expire with their TTL anyway
+            tracing::warn!(error = %e, "disconnect not recorded");
+        }
+        response(200, None)
+    }
+
+    async fn message(&self, request: &ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
+        let connection = connection_id(request);
+        let body = request.body.as_deref().unwrap_or_default();
+        if let Err(event) = self.act(connection, body).await {
+            self.reply(connection, event, None).await;
+        }
+        response(200, None)
+    }
+}
+
+/// A field of a message, as a string.
+fn text<'a>(message: &'a Value, field: &str) -> Result<&'a str, Event> {
+    match message.get(field) {
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(Event::error(
+            "bad_message",
+            format!("{field}: must be a string"),
+        )),
+        None => Err(Event::error("bad_message", format!("{field}: missing"))),
+    }
+}
+
+fn session_field(message: &Value) -> Result<Uuid, Event> {
+    text(message, "session_id")?
+        .parse()
+        .map_err(|_| Event::error("bad_message", "session_id: must be a UUID"))
+}
+
+fn not_found() -> Event {
+    Event::error("not_found", "session not found")
+}
+
+impl Ws {
+    /// Carries out one client message; `Err` is the `error` event to send back.
+    async fn act(&self, connection: &str, body: &str) -> Result<(), Event> {
+        if body.len() > MESSAGE_LIMIT {
+            return Err(Event::error(
+                "too_large",
+                format!("messages are limited to {MESSAGE_LIMIT} bytes"),
+            ));
+        }
+        let message: Value = serde_json::from_str(body)
+            .map_err(|_| Event::error("bad_message", "not JSON: send {\"action\": ...}"))?;
+        if !message.is_object() {
+            return Err(Event::error("bad_message", "a message is a JSON object"));
+        }
+        let action = text(&message, "action")?;
+        let unavailable = |e: &dyn std::fmt::Display| {
+            tracing::error!(error = %e, "message failed");
+            Event::error("unavailable", "temporarily unavailable; try again")
+        };
+        let user = self
+            .publisher
+            .registry()
+            .user_of(connection)
+            .await
+            .map_err(|e| unavailable(&e))?
+            .ok_or_else(|| Event::error("not_found", "unknown connection; reconnect"))?;
+        match action {
+            "ping" => {
+                self.reply(connection, Event::Pong, None).await;
+                Ok(())
+            }
+            "subscribe" | "unsubscribe" => {
+                let (topic, session_id) = match message.get("topic").and_then(Value::as_str) {
+                    Some("price") => {
+                        let asset = text(&message, "asset")?;
+                        if !store::SUPPORTED_ASSETS.contains(&asset) {
+                            return Err(Event::error(
+                                "bad_message",
+                                format!(
+                                    "asset: must be one of {}",
+                                    store::SUPPORTED_ASSETS.join(", ")
+                                ),
+                            ));
+                        }
+                        (price_topic(asset), None)
+                    }
+                    Some(other) => {
+                        return Err(Event::error(
+                            "bad_message",
+                            format!(
+                                "topic: unknown topic `{other}`; omit it for a session, or use price"
+                            ),
+                        ));
+                    }
+                    None => {
+                        let session = session_field(&message)?;
+                        // another user's session and no session read the same
+                        if !sessions::owns(&self.pool, user, session)
+                            .await
+                            .map_err(|e| unavailable(&e))?
+                        {
+                            return Err(not_found());
+                        }
+                        (session_topic(session), Some(session))
+                    }
+                };
+                let registry = self.publisher.registry();
+                let result = if action == "subscribe" {
+                    registry.subscribe(&topic, connection, user).await
+                } else {
+                    registry.unsubscribe(&topic, connection).await
+                };
+                result.map_err(|e| unavailable(&e))?;
+                let event = if action == "subscribe" {
+                    Event::Subscribed(Subscription { topic })
+                } else {
+                    Event::Unsubscribed(Subscription { topic })
+                };
+                self.reply(connection, event, session_id).await;
+                Ok(())
+            }
+            "pause" | "resume" | "stop" | "change_speed" => {
+                let session = session_field(&message)?;
+                let control = match action {
+                    "pause" => Control::Pause,
+                    "resume" => Control::Resume,
+                    "stop" => Control::Stop,
+                    _ => {
+                        let speed = text(&message, "speed")?;
+                        if !sessions::SPEEDS.contains(&speed) {
+                            return Err(Event::error(
+                                "bad_message",
+                                format!("speed: must be one of {}", sessions::SPEEDS.join(", ")),
+                            ));
+                        }
+                        Control::Speed(speed.to_owned())
+                    }
+                };
+                let done = sessions::control(&self.pool, user, session, &control)
+                    .await
+                    .map_err(|e| unavailable(&e))?;
+                let state = match done {
+                    Ok(state) => state,
+                    Err(Refused::NotFound) => return Err(not_found()),
+                    Err(Refused::WrongState { status }) => {
+                        return Err(Event::error(
+                            "conflict",
+                            format!("cannot {} a session that is {status}", control.verb()),
+                        ));
+                    }
+                };
+                let payload = SessionState {
+                    status: state.status,
+                    speed: state.speed,
+                    reason: matches!(control, Control::Stop).then(|| "stopped by the user".into()),
+                };
+                let event = match control {
+                    Control::Pause => Event::SessionPaused(payload),
+                    Control::Resume => Event::SessionResumed(payload),
+                    Control::Stop => Event::SessionStopped(payload),
+                    // a speed change is announced as the state it leaves the session in
+                    Control::Speed(_) => match payload.status.as_str() {
+                        "paused" => Event::SessionPaused(payload),
+                        _ => Event::SessionResumed(payload),
+                    },
+                };
+                let envelope = Envelope::session(session, state.seq as u64, &event, Utc::now());
+                let report = self
+                    .publisher
+                    .publish(session, std::slice::from_ref(&envelope))
+                    .await;
+                if !report.connections.iter().any(|c| c == connection) {
+                    self.publisher.send(connection, &envelope).await;
+                }
+                Ok(())
+            }
+            other => Err(Event::error(
+                "unknown_action",
+                format!(
+                    "unknown action `{other}`; the actions are subscribe, unsubscribe, ping, pause, resume, stop, change_speed"
+                ),
+            )),
+        }
+    }
+}
