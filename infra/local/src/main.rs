@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 
 mod api;
 mod backtest;
+mod bench_ws;
 mod data;
 mod rotate;
 mod secrets;
@@ -29,6 +30,9 @@ enum Command {
     Migrate,
     /// Load the bundled market data (data/market) into DATABASE_URL's market_data_cache.
     LoadData,
+    /// Measure publish-to-receive latency and events per second through the local WebSocket
+    /// gateway, for 1 and 100 subscribers (starts its own Postgres and moto).
+    BenchWs(bench_ws::BenchWsArgs),
     /// Re-encrypt every stored API key with the active version of ENCRYPTION_KEYS (idempotent,
     /// in batches).
     RotateKeys(rotate::RotateArgs),
@@ -58,6 +62,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::RotateKeys(args) => rotate::run(args).await,
+        Command::BenchWs(args) => bench_ws::run(args).await,
         Command::LoadData => {
             let pool = sqlx::PgPool::connect(&database_url()?).await?;
             let rows = data::load_bundled(&pool).await?;

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 
 use alphalab_devstack::aws::TemplateResources;
 use alphalab_devstack::moto::{self, Moto};
@@ -29,6 +30,9 @@ pub(crate) struct ServeArgs {
     /// Port of the API (0: any free port). Not 3000, where a Next.js frontend runs.
     #[arg(long, default_value_t = 8080)]
     port: u16,
+    /// Port of the WebSocket API (and its `@connections` endpoint).
+    #[arg(long, default_value_t = 8081)]
+    ws_port: u16,
     /// Port of the local Postgres cluster.
     #[arg(long, default_value_t = 54329)]
     pg_port: u16,
@@ -65,7 +69,11 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     if given_aws.is_none() {
         moto::binary()?;
     }
-    let mut ports = vec![("--port", args.port), ("--issuer-port", args.issuer_port)];
+    let mut ports = vec![
+        ("--port", args.port),
+        ("--ws-port", args.ws_port),
+        ("--issuer-port", args.issuer_port),
+    ];
     if given_aws.is_none() {
         ports.push(("--moto-port", args.moto_port));
     }
@@ -155,8 +163,37 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         )?;
         vars.insert("CLERK_WEBHOOK_SECRET".into(), secret);
     }
+    // The WebSocket API: the gateway invokes the ws function in process, and the function's
+    // publisher posts back to the gateway's @connections, as in AWS.
+    let ws_cell: Arc<OnceLock<alphalab_ws::Ws>> = Arc::default();
+    let handler_cell = ws_cell.clone();
+    let handler: alphalab_devstack::gateway::Handler = Arc::new(move |event| {
+        let cell = handler_cell.clone();
+        Box::pin(async move {
+            match cell.get() {
+                Some(ws) => platform::lambda::ws::dispatch(ws, &event).await,
+                None => platform::lambda::ws::response(503, None),
+            }
+        })
+    });
+    let gateway = alphalab_devstack::gateway::WsGateway::start(
+        handler,
+        SocketAddr::from(([127, 0, 0, 1], args.ws_port)),
+    )
+    .await
+    .map_err(|_| {
+        busy(
+            args.ws_port,
+            "--ws-port",
+            std::io::ErrorKind::AddrInUse.into(),
+        )
+    })?;
+    vars.insert("WEBSOCKET_API_ENDPOINT".into(), gateway.endpoint.clone());
     let env = Env::from_lookup(|name| vars.get(name).cloned());
     let states = crate::api::States::from_env(&env).await?;
+    let ws =
+        alphalab_ws::Ws::new(&<alphalab_ws::Config as platform::FromEnv>::from_env(&env)?).await?;
+    let _ = ws_cell.set(ws);
     let pool = states.api.pool.clone();
 
     let demo = store::users::provision(&pool, DEMO_USER)
@@ -192,6 +229,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     println!();
     println!("AlphaLab is running locally.");
     println!("  API        {api}  (CORS for {origins})");
+    println!("  WebSocket  {}?token=<token>", gateway.ws_url);
     if let Some(issuer) = &issuer {
         println!("  JWKS       {}", issuer.jwks_url);
     }
@@ -208,6 +246,10 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
             println!("  curl -H \"Authorization: Bearer $TOKEN\" {api}/api/users/me");
             println!("  curl -H \"Authorization: Bearer $TOKEN\" {api}/api/agents");
             println!("  curl {api}/api/openapi.json");
+            println!(
+                "  websocat \"{}?token=$TOKEN\"   then type {{\"action\":\"ping\"}}",
+                gateway.ws_url
+            );
             println!("More tokens: cargo run --bin alphalab -- token [user-id]. Stop with Ctrl-C.");
         }
         (None, Some(clerk)) => {

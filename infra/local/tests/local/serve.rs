@@ -11,11 +11,11 @@ fn free_port() -> u16 {
 
 /// `alphalab serve` on the ports (API, Postgres, moto, issuer) with its own data dir, starting
 /// its own Postgres and moto.
-fn serve(ports: [u16; 4], data_dir: &std::path::Path) -> Command {
-    let [api, pg, moto, issuer] = ports.map(|p| p.to_string());
+fn serve(ports: [u16; 5], data_dir: &std::path::Path) -> Command {
+    let [api, pg, moto, issuer, ws] = ports.map(|p| p.to_string());
     let mut command = Command::new(env!("CARGO_BIN_EXE_alphalab"));
     command
-        .args(["serve", "--port", &api, "--pg-port", &pg])
+        .args(["serve", "--port", &api, "--pg-port", &pg, "--ws-port", &ws])
         .args(["--moto-port", &moto, "--issuer-port", &issuer])
         .arg("--data-dir")
         .arg(data_dir)
@@ -28,8 +28,14 @@ fn serve(ports: [u16; 4], data_dir: &std::path::Path) -> Command {
 async fn serve_prints_a_working_token_and_stops_cleanly_on_ctrl_c() {
     let data_dir = std::env::temp_dir().join(format!("alphalab-serve-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
-    let (api, pg, moto, issuer) = (free_port(), free_port(), free_port(), free_port());
-    let ports = [api, pg, moto, issuer];
+    let (api, pg, moto, issuer, ws) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
+    let ports = [api, pg, moto, issuer, ws];
     let mut child = serve(ports, &data_dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -111,6 +117,32 @@ async fn serve_prints_a_working_token_and_stops_cleanly_on_ctrl_c() {
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
     );
+
+    // the WebSocket API answers on --ws-port with the same token
+    {
+        use futures::{SinkExt, StreamExt};
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{ws}/?token={token}"))
+                .await
+                .expect("websocket");
+        socket
+            .send(tokio_tungstenite::tungstenite::Message::Text(
+                r#"{"action":"ping"}"#.into(),
+            ))
+            .await
+            .unwrap();
+        let pong = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert!(pong.to_text().unwrap().contains("\"pong\""), "{pong:?}");
+        assert!(
+            tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{ws}/?token=bad"))
+                .await
+                .is_err()
+        );
+    }
 
     // the demo agent is seeded, once
     let agents: serde_json::Value = client
@@ -197,7 +229,7 @@ async fn serve_prints_a_working_token_and_stops_cleanly_on_ctrl_c() {
     let rest: Vec<String> = rx.try_iter().collect();
     assert!(rest.iter().any(|l| l == "stopped"), "output: {rest:?}");
     // its children are gone: nothing listens on their ports any more
-    for port in [api, pg, moto] {
+    for port in [api, pg, moto, ws] {
         assert!(
             std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
             "port {port} still open"
@@ -214,7 +246,7 @@ async fn serve_verifies_an_external_clerk_instances_tokens_when_told_to() {
     let clerk = alphalab_devstack::TokenIssuer::start().unwrap();
     let data_dir =
         std::env::temp_dir().join(format!("alphalab-serve-clerk-{}", std::process::id()));
-    let (api, issuer_port) = (free_port(), free_port());
+    let (api, issuer_port, ws) = (free_port(), free_port(), free_port());
     let mut command = Command::new(env!("CARGO_BIN_EXE_alphalab"));
     command
         .args([
@@ -223,6 +255,8 @@ async fn serve_verifies_an_external_clerk_instances_tokens_when_told_to() {
             &api.to_string(),
             "--issuer-port",
             &issuer_port.to_string(),
+            "--ws-port",
+            &ws.to_string(),
         ])
         .arg("--data-dir")
         .arg(&data_dir)

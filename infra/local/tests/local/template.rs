@@ -71,7 +71,11 @@ async fn functions() -> Vec<(&'static str, utoipa::openapi::OpenApi, axum::Route
 
 #[tokio::test]
 async fn every_template_route_is_served_and_documented_by_its_function_and_the_reverse() {
-    let declared = template_routes();
+    // the HTTP functions: those with HttpApi events (the ws function has its own test below)
+    let declared: Vec<(String, Routes)> = template_routes()
+        .into_iter()
+        .filter(|(_, routes)| !routes.is_empty())
+        .collect();
     let functions = functions().await;
     assert_eq!(
         declared
@@ -136,4 +140,66 @@ async fn the_local_stacks_document_has_every_functions_routes_and_the_bearer_sch
             ["schema"]["$ref"],
         "#/components/schemas/SettingsUpdate"
     );
+}
+
+/// The WebSocket API's routes are the ws function's route keys, all integrated with it, and the
+/// function has the permissions publishing needs.
+#[test]
+fn the_websocket_api_routes_every_key_of_the_ws_function_to_it() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
+    let doc: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let resources = doc["Resources"].as_mapping().unwrap();
+    let of_type = |kind: &str| -> Vec<&Value> {
+        resources
+            .values()
+            .filter(|r| r["Type"].as_str() == Some(kind))
+            .collect()
+    };
+    let apis = of_type("AWS::ApiGatewayV2::Api");
+    assert_eq!(apis.len(), 1);
+    assert_eq!(
+        apis[0]["Properties"]["ProtocolType"].as_str(),
+        Some("WEBSOCKET")
+    );
+    assert_eq!(
+        apis[0]["Properties"]["RouteSelectionExpression"].as_str(),
+        Some("$request.body.action")
+    );
+    let keys: BTreeSet<String> = of_type("AWS::ApiGatewayV2::Route")
+        .iter()
+        .map(|r| r["Properties"]["RouteKey"].as_str().unwrap().to_owned())
+        .collect();
+    let expected: BTreeSet<String> = alphalab_ws::ROUTE_KEYS
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
+    assert_eq!(keys, expected);
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml"))
+            .unwrap();
+    assert!(
+        text.contains("functions/${WsFunction.Arn}/invocations"),
+        "integrated with the ws function"
+    );
+    let ws = &doc["Resources"]["WsFunction"];
+    assert_eq!(
+        ws["Metadata"]["BuildProperties"]["Binary"].as_str(),
+        Some("ws")
+    );
+    let policies = serde_yaml_ng::to_string(&ws["Properties"]["Policies"]).unwrap();
+    assert!(
+        policies.contains("execute-api:ManageConnections"),
+        "{policies}"
+    );
+    for table in ["ConnectionsTable", "SubscriptionsTable"] {
+        assert!(policies.contains(table), "{table}: {policies}");
+    }
+    let env = serde_yaml_ng::to_string(&ws["Properties"]["Environment"]).unwrap();
+    for var in [
+        "WEBSOCKET_API_ENDPOINT",
+        "CONNECTIONS_TABLE",
+        "SUBSCRIPTIONS_TABLE",
+    ] {
+        assert!(env.contains(var), "{var}: {env}");
+    }
 }
