@@ -17,7 +17,7 @@ use chrono::Utc;
 use platform::auth::{AuthError, Authenticator};
 use platform::lambda::ws::{WebSocketHandler, response};
 use platform::{ClerkConfig, ConfigError, DatabaseConfig, Env, FromEnv, TelemetryConfig};
-use realtime::events::{Event, SessionState, Subscription};
+use realtime::events::{ErrorData, Event, SessionState, Subscription};
 use realtime::registry::{price_topic, session_topic};
 use realtime::{Envelope, Publisher, RealtimeConfig};
 use serde_json::Value;
@@ -139,53 +139,58 @@ impl WebSocketHandler for Ws {
     async fn message(&self, request: &ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
         let connection = connection_id(request);
         let body = request.body.as_deref().unwrap_or_default();
-        if let Err(event) = self.act(connection, body).await {
-            self.reply(connection, event, None).await;
+        if let Err(error) = self.act(connection, body).await {
+            self.reply(connection, Event::Error(error), None).await;
         }
         response(200, None)
     }
 }
 
 /// A field of a message, as a string.
-fn text<'a>(message: &'a Value, field: &str) -> Result<&'a str, Event> {
+fn text<'a>(message: &'a Value, field: &str) -> Result<&'a str, ErrorData> {
     match message.get(field) {
         Some(Value::String(s)) => Ok(s),
-        Some(_) => Err(Event::error(
-            "bad_message",
-            format!("{field}: must be a string"),
-        )),
-        None => Err(Event::error("bad_message", format!("{field}: missing"))),
+        Some(_) => Err(refusal("bad_message", format!("{field}: must be a string"))),
+        None => Err(refusal("bad_message", format!("{field}: missing"))),
     }
 }
 
-fn session_field(message: &Value) -> Result<Uuid, Event> {
+fn session_field(message: &Value) -> Result<Uuid, ErrorData> {
     text(message, "session_id")?
         .parse()
-        .map_err(|_| Event::error("bad_message", "session_id: must be a UUID"))
+        .map_err(|_| refusal("bad_message", "session_id: must be a UUID"))
 }
 
-fn not_found() -> Event {
-    Event::error("not_found", "session not found")
+/// The `error` event's payload for a refused message.
+fn refusal(code: &str, message: impl Into<String>) -> ErrorData {
+    ErrorData {
+        code: code.into(),
+        message: message.into(),
+    }
+}
+
+fn not_found() -> ErrorData {
+    refusal("not_found", "session not found")
 }
 
 impl Ws {
     /// Carries out one client message; `Err` is the `error` event to send back.
-    async fn act(&self, connection: &str, body: &str) -> Result<(), Event> {
+    async fn act(&self, connection: &str, body: &str) -> Result<(), ErrorData> {
         if body.len() > MESSAGE_LIMIT {
-            return Err(Event::error(
+            return Err(refusal(
                 "too_large",
                 format!("messages are limited to {MESSAGE_LIMIT} bytes"),
             ));
         }
         let message: Value = serde_json::from_str(body)
-            .map_err(|_| Event::error("bad_message", "not JSON: send {\"action\": ...}"))?;
+            .map_err(|_| refusal("bad_message", "not JSON: send {\"action\": ...}"))?;
         if !message.is_object() {
-            return Err(Event::error("bad_message", "a message is a JSON object"));
+            return Err(refusal("bad_message", "a message is a JSON object"));
         }
         let action = text(&message, "action")?;
         let unavailable = |e: &dyn std::fmt::Display| {
             tracing::error!(error = %e, "message failed");
-            Event::error("unavailable", "temporarily unavailable; try again")
+            refusal("unavailable", "temporarily unavailable; try again")
         };
         let user = self
             .publisher
@@ -193,7 +198,7 @@ impl Ws {
             .user_of(connection)
             .await
             .map_err(|e| unavailable(&e))?
-            .ok_or_else(|| Event::error("not_found", "unknown connection; reconnect"))?;
+            .ok_or_else(|| refusal("not_found", "unknown connection; reconnect"))?;
         match action {
             "ping" => {
                 self.reply(connection, Event::Pong, None).await;
@@ -204,7 +209,7 @@ impl Ws {
                     Some("price") => {
                         let asset = text(&message, "asset")?;
                         if !store::SUPPORTED_ASSETS.contains(&asset) {
-                            return Err(Event::error(
+                            return Err(refusal(
                                 "bad_message",
                                 format!(
                                     "asset: must be one of {}",
@@ -215,7 +220,7 @@ impl Ws {
                         (price_topic(asset), None)
                     }
                     Some(other) => {
-                        return Err(Event::error(
+                        return Err(refusal(
                             "bad_message",
                             format!(
                                 "topic: unknown topic `{other}`; omit it for a session, or use price"
@@ -258,7 +263,7 @@ impl Ws {
                     _ => {
                         let speed = text(&message, "speed")?;
                         if !sessions::SPEEDS.contains(&speed) {
-                            return Err(Event::error(
+                            return Err(refusal(
                                 "bad_message",
                                 format!("speed: must be one of {}", sessions::SPEEDS.join(", ")),
                             ));
@@ -273,7 +278,7 @@ impl Ws {
                     Ok(state) => state,
                     Err(Refused::NotFound) => return Err(not_found()),
                     Err(Refused::WrongState { status }) => {
-                        return Err(Event::error(
+                        return Err(refusal(
                             "conflict",
                             format!("cannot {} a session that is {status}", control.verb()),
                         ));
@@ -304,7 +309,7 @@ impl Ws {
                 }
                 Ok(())
             }
-            other => Err(Event::error(
+            other => Err(refusal(
                 "unknown_action",
                 format!(
                     "unknown action `{other}`; the actions are subscribe, unsubscribe, ping, pause, resume, stop, change_speed"

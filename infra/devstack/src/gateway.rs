@@ -111,13 +111,15 @@ impl WsGateway {
 }
 
 impl Gateway {
-    /// An id in API Gateway's form (12 bytes, base64).
+    /// An id in API Gateway's form (12 random bytes, base64): unique across gateways too (the
+    /// tests of one process share moto's tables).
     fn new_id(&self) -> String {
         use base64::Engine;
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let mut bytes = [0u8; 12];
-        bytes[..8].copy_from_slice(&(now_ms() as u64 ^ (n << 40)).to_be_bytes());
-        bytes[8..].copy_from_slice(&(n as u32).to_be_bytes());
+        if aws_lc_rs::rand::fill(&mut bytes).is_err() {
+            let n = self.counter.fetch_add(1, Ordering::Relaxed);
+            bytes[..8].copy_from_slice(&(now_ms() as u64 ^ n).to_be_bytes());
+        }
         base64::engine::general_purpose::STANDARD.encode(bytes)
     }
 

@@ -59,14 +59,16 @@ pub(crate) async fn run(args: BenchWsArgs) -> Result<()> {
     for subscribers in [1usize, 100] {
         let mut clients = Vec::new();
         for _ in 0..subscribers {
-            let (socket, _) = tokio_tungstenite::connect_async(format!("{}?token={token}", gateway.ws_url))
-                .await
-                .context("connecting")?;
+            let (socket, _) =
+                tokio_tungstenite::connect_async(format!("{}?token={token}", gateway.ws_url))
+                    .await
+                    .context("connecting")?;
             clients.push(socket);
         }
-        let user: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE clerk_id = 'user_bench'")
-            .fetch_one(&pool)
-            .await?;
+        let user: uuid::Uuid =
+            sqlx::query_scalar("SELECT id FROM users WHERE clerk_id = 'user_bench'")
+                .fetch_one(&pool)
+                .await?;
         let session: uuid::Uuid = sqlx::query_scalar(
             "INSERT INTO test_sessions (user_id, type, status, asset, timeframe, starting_capital, agent_snapshot, config)
              VALUES ($1, 'backtest', 'running', 'BTCUSDT', '1h', 10000, '{}', '{}') RETURNING id",
@@ -76,7 +78,8 @@ pub(crate) async fn run(args: BenchWsArgs) -> Result<()> {
         .await?;
         let mut received: Vec<Received> = Vec::new();
         for mut socket in clients {
-            let subscribe = serde_json::json!({"action": "subscribe", "session_id": session}).to_string();
+            let subscribe =
+                serde_json::json!({"action": "subscribe", "session_id": session}).to_string();
             socket.send(Message::Text(subscribe.into())).await?;
             socket.next().await.context("subscribed")??;
             let log: Received = Arc::default();
@@ -98,13 +101,21 @@ pub(crate) async fn run(args: BenchWsArgs) -> Result<()> {
             });
         }
         let event = |seq: u64| {
-            Envelope::session(session, seq, &Event::AiThinking(AiThinking { index: seq }), Utc::now())
+            Envelope::session(
+                session,
+                seq,
+                &Event::AiThinking(AiThinking { index: seq }),
+                Utc::now(),
+            )
         };
         let wait_for = |count: usize| {
             let received = received.clone();
             async move {
                 let deadline = Instant::now() + Duration::from_secs(60);
-                while received.iter().any(|r| r.lock().unwrap_or_else(|p| p.into_inner()).len() < count) {
+                while received
+                    .iter()
+                    .any(|r| r.lock().unwrap_or_else(|p| p.into_inner()).len() < count)
+                {
                     anyhow::ensure!(Instant::now() < deadline, "events lost");
                     tokio::time::sleep(Duration::from_micros(200)).await;
                 }

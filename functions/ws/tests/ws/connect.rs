@@ -240,3 +240,39 @@ async fn controls_go_through_the_session_service_and_announce_the_new_state_in_o
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn closing_a_connection_forgets_its_subscriptions() {
+    let rig = start().await;
+    let mut client = rig.connect_as("user_bye").await;
+    let session = rig.session(rig.user_id("user_bye").await).await;
+    send(
+        &mut client,
+        json!({"action": "subscribe", "session_id": session}),
+    )
+    .await;
+    next(&mut client).await;
+    let topic = format!("session#{session}");
+    assert_eq!(
+        rig.ws
+            .publisher
+            .registry()
+            .subscribers(&topic)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    client.close(None).await.unwrap();
+    let registry = rig.ws.publisher.registry();
+    let mut left = 1;
+    // within 10 s (other tests load moto and the machine meanwhile)
+    for _ in 0..200 {
+        left = registry.subscribers(&topic).await.unwrap().len();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(left, 0, "$disconnect removed the subscription");
+}
