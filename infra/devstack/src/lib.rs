@@ -6,6 +6,7 @@
 //! - [`aws`]: the DynamoDB tables and SQS queues that `template.yaml` declares, created for real;
 //! - [`issuer`]: a token issuer with its own RSA key and a JWKS served over HTTP, so local and test
 //!   requests pass through the very same Clerk verification code as production;
+//! - [`binance`]: a local HTTP server speaking Binance's klines format (pages, gaps, 429/418);
 //! - [`openrouter`]: a local HTTP server speaking OpenRouter's wire format (errors and slow
 //!   answers included);
 //! - [`gateway`]: a local API Gateway WebSocket API (connection ids, `$connect` refusal,
@@ -16,6 +17,7 @@
 //! A missing binary is an error that names the package to install; nothing is silently skipped.
 
 pub mod aws;
+pub mod binance;
 pub mod gateway;
 pub mod harness;
 pub mod issuer;

@@ -1,0 +1,202 @@
+//! Binance spot klines (PLATFORM.md, market data): `GET {BINANCE_BASE_URL}/api/v3/klines` with
+//! `symbol`, `interval`, `startTime`, `endTime` (inclusive, ms) and `limit` (at most 1,000);
+//! rows are `[openTime, "open", "high", "low", "close", "volume", closeTime, ...]`. Pages of 1,000
+//! until the range is covered; 429 (rate limited) and 418 (banned for ignoring 429s) are waited
+//! out for their `Retry-After` before trying again. Gaps in the exchange's data are kept.
+
+use std::time::Duration;
+
+use platform::{ConfigError, Env, FromEnv};
+use serde_json::Value;
+
+/// One candle: open time (ms), open, high, low, close, volume.
+pub type Kline = (i64, f64, f64, f64, f64, f64);
+
+/// Rows per request (Binance's maximum).
+pub const PAGE: usize = 1000;
+/// Attempts per page when rate limited.
+const ATTEMPTS: usize = 5;
+/// Longest wait we accept for one `Retry-After`.
+const MAX_WAIT: Duration = Duration::from_secs(120);
+
+/// `BINANCE_BASE_URL` (default `https://data-api.binance.vision`, the market-data host) and
+/// `BINANCE_TIMEOUT_SECS` (default 10).
+#[derive(Debug, Clone)]
+pub struct BinanceConfig {
+    pub base_url: String,
+    pub timeout: Duration,
+}
+
+impl FromEnv for BinanceConfig {
+    fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let base_url = env
+            .get("BINANCE_BASE_URL")
+            .unwrap_or_else(|| "https://data-api.binance.vision".into())
+            .trim_end_matches('/')
+            .to_owned();
+        if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+            return Err(ConfigError::Invalid {
+                name: "BINANCE_BASE_URL",
+                reason: "expected an http(s) URL".into(),
+            });
+        }
+        Ok(Self {
+            base_url,
+            timeout: Duration::from_secs(env.number("BINANCE_TIMEOUT_SECS", 10, 1..=60)?),
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BinanceError {
+    #[error("Binance kept rate limiting after {ATTEMPTS} attempts")]
+    RateLimited,
+    #[error("Binance asked to wait {0} s, longer than we wait")]
+    WaitTooLong(u64),
+    #[error("Binance answered {status}: {body}")]
+    UnexpectedStatus { status: u16, body: String },
+    #[error("Binance unreachable: {0}")]
+    Network(String),
+    #[error("unreadable klines: {0}")]
+    InvalidBody(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Binance {
+    http: reqwest::Client,
+    base_url: String,
+}
+
+impl Binance {
+    pub fn new(config: &BinanceConfig) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .timeout(config.timeout)
+                .build()
+                .unwrap_or_default(),
+            base_url: config.base_url.clone(),
+        }
+    }
+
+    /// Every candle of `symbol` at `interval` (`1h`, `1d`, ...) whose open time is in
+    /// `[start_ms, end_ms)`, in order.
+    pub async fn klines(
+        &self,
+        symbol: &str,
+        interval: &str,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<Kline>, BinanceError> {
+        // both go into the query string as they are
+        let plain = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric());
+        if !plain(symbol) || !plain(interval) {
+            return Err(BinanceError::InvalidBody(format!(
+                "symbol {symbol:?} and interval {interval:?} must be letters and digits"
+            )));
+        }
+        let mut out: Vec<Kline> = Vec::new();
+        let mut from = start_ms;
+        while from < end_ms {
+            let page = self.page(symbol, interval, from, end_ms - 1).await?;
+            let Some(&(last, ..)) = page.last() else {
+                break;
+            };
+            out.extend(page.iter().copied().filter(|k| k.0 >= from && k.0 < end_ms));
+            if page.len() < PAGE {
+                break;
+            }
+            from = last + 1;
+        }
+        Ok(out)
+    }
+
+    async fn page(
+        &self,
+        symbol: &str,
+        interval: &str,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<Kline>, BinanceError> {
+        for _ in 0..ATTEMPTS {
+            let response = self
+                .http
+                .get(format!(
+                    "{}/api/v3/klines?symbol={symbol}&interval={interval}&startTime={start}&endTime={end}&limit={PAGE}",
+                    self.base_url
+                ))
+                .send()
+                .await
+                .map_err(|e| BinanceError::Network(e.without_url().to_string()))?;
+            let status = response.status().as_u16();
+            if status == 429 || status == 418 {
+                let wait = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .unwrap_or(1);
+                if Duration::from_secs(wait) > MAX_WAIT {
+                    return Err(BinanceError::WaitTooLong(wait));
+                }
+                tracing::warn!(status, wait, "Binance rate limit; waiting");
+                tokio::time::sleep(Duration::from_secs(wait)).await;
+                continue;
+            }
+            let body = response
+                .text()
+                .await
+                .map_err(|e| BinanceError::Network(e.without_url().to_string()))?;
+            if status != 200 {
+                return Err(BinanceError::UnexpectedStatus {
+                    status,
+                    body: body.chars().take(200).collect(),
+                });
+            }
+            return parse(&body);
+        }
+        Err(BinanceError::RateLimited)
+    }
+}
+
+/// Reads a klines body: numbers as JSON strings (prices, volume) or numbers (times).
+pub fn parse(body: &str) -> Result<Vec<Kline>, BinanceError> {
+    let rows: Vec<Vec<Value>> =
+        serde_json::from_str(body).map_err(|e| BinanceError::InvalidBody(e.to_string()))?;
+    let number = |v: &Value| match v {
+        Value::String(s) => s.parse::<f64>().ok(),
+        Value::Number(n) => n.as_f64(),
+        _ => None,
+    };
+    rows.iter()
+        .map(|row| {
+            let bad = || BinanceError::InvalidBody(format!("row {row:?}"));
+            let time = row.first().and_then(Value::as_i64).ok_or_else(bad)?;
+            let f = |i: usize| row.get(i).and_then(number).ok_or_else(bad);
+            Ok((time, f(1)?, f(2)?, f(3)?, f(4)?, f(5)?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_rows_parse() {
+        let body = r#"[[1499040000000,"0.01634790","0.80000000","0.01575800","0.01577100","148976.11427815",1499644799999,"2434.19055334",308,"1756.87402397","28.46694368","0"]]"#;
+        let rows = parse(body).unwrap();
+        assert_eq!(
+            rows,
+            [(
+                1499040000000,
+                0.0163479,
+                0.8,
+                0.015758,
+                0.015771,
+                148976.11427815
+            )]
+        );
+        assert!(parse("[[1, \"x\"]]").is_err());
+        assert!(parse("{}").is_err());
+    }
+}

@@ -1,0 +1,66 @@
+//! The adapters against local servers speaking their parties' wire formats.
+
+use adapters::binance::{Binance, BinanceConfig};
+use alphalab_devstack::binance::{GAP, HOUR_MS, MockBinance, START_MS, candle};
+use std::time::{Duration, Instant};
+
+fn client(mock: &MockBinance) -> Binance {
+    Binance::new(&BinanceConfig {
+        base_url: mock.base_url.clone(),
+        timeout: Duration::from_secs(5),
+    })
+}
+
+#[tokio::test]
+async fn klines_come_in_pages_of_1000_in_order_with_the_gaps_kept() {
+    let mock = MockBinance::start().await.unwrap();
+    let end = START_MS + 2_500 * HOUR_MS;
+    let rows = client(&mock)
+        .klines("BTCUSDT", "1h", START_MS, end)
+        .await
+        .unwrap();
+    let missing = (GAP.end - GAP.start) as usize;
+    assert_eq!(
+        rows.len(),
+        2_500 - missing,
+        "the missing hours stay missing"
+    );
+    assert_eq!(rows[0], candle(0));
+    assert!(rows.windows(2).all(|w| w[0].0 < w[1].0));
+    assert!(
+        rows.iter().all(|r| r.0 >= START_MS && r.0 < end),
+        "[start, end)"
+    );
+    assert_eq!(rows.last().unwrap().0, end - HOUR_MS);
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 3, "{requests:?}");
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.contains("limit=1000") && r.contains("symbol=BTCUSDT"))
+    );
+}
+
+#[tokio::test]
+async fn rate_limits_are_waited_out_for_their_retry_after() {
+    let mock = MockBinance::start().await.unwrap();
+    mock.fail_next(&[429, 418]);
+    let started = Instant::now();
+    let rows = client(&mock)
+        .klines("BTCUSDT", "1h", START_MS, START_MS + 10 * HOUR_MS)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 10);
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "waited 1 s twice: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(mock.requests().len(), 3);
+    // an error that is not a rate limit is reported with its status
+    let err = client(&mock)
+        .klines("BTCUSDT", "4x", START_MS, START_MS + HOUR_MS)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("400"), "{err}");
+}
