@@ -58,3 +58,29 @@ pub async fn count(pool: &PgPool, asset: &str, timeframe: &str) -> Result<i64, s
         .fetch_one(pool)
         .await
 }
+
+/// The cached candles of `asset` and `timeframe` whose open time is in `[start_ms, end_ms)`, in
+/// order (gaps stay gaps).
+pub async fn range(
+    pool: &PgPool,
+    asset: &str,
+    timeframe: &str,
+    start_ms: i64,
+    end_ms: i64,
+) -> Result<Vec<CandleRow>, sqlx::Error> {
+    let rows: Vec<(DateTime<Utc>, f64, f64, f64, f64, f64)> = sqlx::query_as(
+        "SELECT open_time, open, high, low, close, volume FROM market_data_cache
+         WHERE asset = $1 AND timeframe = $2 AND open_time >= $3 AND open_time < $4
+         ORDER BY open_time",
+    )
+    .bind(asset)
+    .bind(timeframe)
+    .bind(DateTime::from_timestamp_millis(start_ms))
+    .bind(DateTime::from_timestamp_millis(end_ms))
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(t, o, h, l, c, v)| (t.timestamp_millis(), o, h, l, c, v))
+        .collect())
+}

@@ -2,6 +2,7 @@
 //! end, and the agreement of template.yaml, the routers and the OpenAPI document.
 
 mod cli;
+mod data;
 mod functions;
 mod rotate;
 mod serve;
