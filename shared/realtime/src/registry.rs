@@ -42,6 +42,14 @@ fn now_secs() -> i64 {
         .unwrap_or_default()
 }
 
+/// Whether a row's TTL has not passed (DynamoDB deletes expired rows only eventually).
+fn alive(item: &std::collections::HashMap<String, AttributeValue>, now: i64) -> bool {
+    item.get("expires_at")
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse::<i64>().ok())
+        .is_none_or(|at| at > now)
+}
+
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
@@ -88,11 +96,7 @@ impl Registry {
             .map_err(err)?;
         let now = now_secs();
         Ok(item.item().and_then(|i| {
-            let alive = i
-                .get("expires_at")
-                .and_then(|v| v.as_n().ok())
-                .and_then(|v| v.parse::<i64>().ok())
-                .is_none_or(|at| at > now);
+            let alive = alive(i, now);
             i.get("user_id")
                 .and_then(|v| v.as_s().ok())
                 .and_then(|v| v.parse().ok())
@@ -191,14 +195,9 @@ impl Registry {
                 .await
                 .map_err(err)?;
             out.extend(page.items().iter().filter_map(|i| {
-                let alive = i
-                    .get("expires_at")
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|v| v.parse::<i64>().ok())
-                    .is_none_or(|at| at > now);
                 i.get("connection_id")
                     .and_then(|v| v.as_s().ok())
-                    .filter(|_| alive)
+                    .filter(|_| alive(i, now))
                     .cloned()
             }));
             start = page.last_evaluated_key().cloned();

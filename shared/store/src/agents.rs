@@ -5,12 +5,11 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chrono::{DateTime, Utc};
-use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer, Serialize};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::{FieldError, activity};
+use crate::{FieldError, ReadOnly, activity};
 
 /// Longest agent name, in characters.
 pub const NAME_MAX: usize = 64;
@@ -98,27 +97,14 @@ pub struct AgentUpdate {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Uuid>)]
     pub api_key_id: Option<Option<Uuid>>,
-    #[serde(default)]
-    #[schema(value_type = Option<Uuid>, read_only)]
-    pub id: Option<IgnoredAny>,
-    #[serde(default)]
-    #[schema(value_type = Option<DateTime<Utc>>, read_only)]
-    pub archived_at: Option<IgnoredAny>,
-    #[serde(default)]
-    #[schema(value_type = Option<DateTime<Utc>>, read_only)]
-    pub created_at: Option<IgnoredAny>,
-    #[serde(default)]
-    #[schema(value_type = Option<DateTime<Utc>>, read_only)]
-    pub updated_at: Option<IgnoredAny>,
-    #[serde(default)]
-    #[schema(value_type = Option<i64>, read_only)]
-    pub test_count: Option<IgnoredAny>,
-    #[serde(default)]
-    #[schema(value_type = Option<f64>, read_only)]
-    pub best_pnl_pct: Option<IgnoredAny>,
-    #[serde(default)]
-    #[schema(value_type = Option<DateTime<Utc>>, read_only)]
-    pub last_tested_at: Option<IgnoredAny>,
+    // read-only fields of `Agent`
+    pub id: Option<ReadOnly>,
+    pub archived_at: Option<ReadOnly>,
+    pub created_at: Option<ReadOnly>,
+    pub updated_at: Option<ReadOnly>,
+    pub test_count: Option<ReadOnly>,
+    pub best_pnl_pct: Option<ReadOnly>,
+    pub last_tested_at: Option<ReadOnly>,
 }
 
 /// The fields of an agent as they will be stored, validated together.
@@ -495,7 +481,8 @@ pub async fn copy_name(pool: &PgPool, user_id: Uuid, name: &str) -> Result<Strin
             .bind(user_id)
             .fetch_all(pool)
             .await?;
-    for n in 1.. {
+    let mut n = 1;
+    loop {
         let suffix = if n == 1 {
             " (copy)".to_owned()
         } else {
@@ -507,8 +494,8 @@ pub async fn copy_name(pool: &PgPool, user_id: Uuid, name: &str) -> Result<Strin
         if !taken.contains(&candidate) {
             return Ok(candidate);
         }
+        n += 1;
     }
-    unreachable!("an unbounded search always finds a free name")
 }
 
 #[cfg(test)]

@@ -30,6 +30,29 @@ impl FieldError {
     }
 }
 
+/// A field a resource shows but a client cannot change (ids, timestamps, derived figures): an
+/// update accepts it, whatever its value, and ignores it, so a client can send back what it read.
+/// A field the resource does not have is still refused by name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadOnly;
+
+impl<'de> serde::Deserialize<'de> for ReadOnly {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d).map(|_| Self)
+    }
+}
+
+impl utoipa::PartialSchema for ReadOnly {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .description(Some("read-only: accepted and ignored"))
+            .read_only(Some(true))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ReadOnly {}
+
 /// Assets the product supports (the bundled market data).
 pub const SUPPORTED_ASSETS: &[&str] = &["BTCUSDT", "ETHUSDT"];
 /// Candle timeframes the product supports (the schema's CHECK constraints say the same).

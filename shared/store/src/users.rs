@@ -5,12 +5,11 @@
 //! its documentation; the response, the partial update, the validation and the SQL follow from it.
 
 use chrono::{DateTime, Utc};
-use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::{FieldError, SUPPORTED_ASSETS, SUPPORTED_TIMEFRAMES};
+use crate::{FieldError, ReadOnly, SUPPORTED_ASSETS, SUPPORTED_TIMEFRAMES};
 
 /// Themes the front end knows.
 pub const THEMES: &[&str] = &["dark", "light", "system"];
@@ -39,21 +38,12 @@ pub struct ProfileUpdate {
     pub email: Option<String>,
     pub name: Option<String>,
     pub avatar_url: Option<String>,
-    #[serde(default)]
-    #[schema(value_type = Option<Uuid>, read_only)]
-    pub id: Option<IgnoredAny>,
-    #[serde(default)]
-    #[schema(value_type = Option<String>, read_only)]
-    pub clerk_id: Option<IgnoredAny>,
-    #[serde(default)]
-    #[schema(value_type = Option<String>, read_only)]
-    pub plan: Option<IgnoredAny>,
-    #[serde(default)]
-    #[schema(value_type = Option<DateTime<Utc>>, read_only)]
-    pub created_at: Option<IgnoredAny>,
-    #[serde(default)]
-    #[schema(value_type = Option<DateTime<Utc>>, read_only)]
-    pub updated_at: Option<IgnoredAny>,
+    // read-only fields of `User`
+    pub id: Option<ReadOnly>,
+    pub clerk_id: Option<ReadOnly>,
+    pub plan: Option<ReadOnly>,
+    pub created_at: Option<ReadOnly>,
+    pub updated_at: Option<ReadOnly>,
 }
 
 impl ProfileUpdate {
@@ -148,14 +138,11 @@ macro_rules! settings {
                 pub $name: Option<$ty>,
             )+
             #[serde(default, skip_serializing)]
-            #[schema(value_type = Option<DateTime<Utc>>, read_only)]
-            pub updated_at: Option<IgnoredAny>,
+            pub updated_at: Option<ReadOnly>,
             #[serde(default, skip_serializing)]
-            #[schema(value_type = Option<DateTime<Utc>>, read_only)]
-            pub created_at: Option<IgnoredAny>,
+            pub created_at: Option<ReadOnly>,
             #[serde(default, skip_serializing)]
-            #[schema(value_type = Option<Uuid>, read_only)]
-            pub user_id: Option<IgnoredAny>,
+            pub user_id: Option<ReadOnly>,
         }
 
         impl SettingsUpdate {

@@ -1,20 +1,8 @@
 //! `alphalab load-data`: the bundled candles reach `market_data_cache` exactly, gaps included,
 //! once (a second run inserts nothing).
 
-use std::process::Command;
-
 fn load(url: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_alphalab"))
-        .arg("load-data")
-        .env("DATABASE_URL", url)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    crate::succeed(&["load-data"], &[("DATABASE_URL", url)])
 }
 
 #[tokio::test]

@@ -1,8 +1,6 @@
 //! `alphalab rotate-keys`: every key re-encrypted with the active version, idempotently, and
 //! still usable afterwards.
 
-use std::process::Command;
-
 use alphalab_devstack::TestEnv;
 use reqwest::Method;
 use serde_json::json;
@@ -11,18 +9,10 @@ const V1: &str = "v1=AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
 const V2: &str = "v2=AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
 
 fn rotate(db: &str, keys: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_alphalab"))
-        .args(["rotate-keys", "--batch", "2"])
-        .env("DATABASE_URL", db)
-        .env("ENCRYPTION_KEYS", keys)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    crate::succeed(
+        &["rotate-keys", "--batch", "2"],
+        &[("DATABASE_URL", db), ("ENCRYPTION_KEYS", keys)],
+    )
 }
 
 #[tokio::test]

@@ -135,6 +135,18 @@ async fn the_local_stacks_document_has_every_functions_routes_and_the_bearer_sch
             "schema {schema} missing"
         );
     }
+    // every function's document: each `$ref` names a schema the document has
+    for (name, doc, _) in functions().await {
+        let doc = serde_json::to_value(doc).unwrap();
+        let text = doc.to_string();
+        for reference in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+            let schema = reference.split('"').next().unwrap();
+            assert!(
+                doc["components"]["schemas"].get(schema).is_some(),
+                "{name}: $ref to a missing schema {schema}"
+            );
+        }
+    }
     assert_eq!(
         doc["paths"]["/api/users/me/settings"]["put"]["requestBody"]["content"]["application/json"]
             ["schema"]["$ref"],
