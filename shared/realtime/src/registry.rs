@@ -42,6 +42,34 @@ fn now_secs() -> i64 {
         .unwrap_or_default()
 }
 
+/// `attribute` of every live row `query` finds, through all its pages.
+async fn all_pages(
+    query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    attribute: &str,
+) -> Result<Vec<String>, RegistryError> {
+    let now = now_secs();
+    let mut out = Vec::new();
+    let mut start = None;
+    loop {
+        let page = query
+            .clone()
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(err)?;
+        out.extend(page.items().iter().filter_map(|i| {
+            i.get(attribute)
+                .and_then(|v| v.as_s().ok())
+                .filter(|_| alive(i, now))
+                .cloned()
+        }));
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            return Ok(out);
+        }
+    }
+}
+
 /// Whether a row's TTL has not passed (DynamoDB deletes expired rows only eventually).
 fn alive(item: &std::collections::HashMap<String, AttributeValue>, now: i64) -> bool {
     item.get("expires_at")
@@ -119,31 +147,16 @@ impl Registry {
         Ok(())
     }
 
+    /// The topics a connection is subscribed to (by the `by_connection` index).
     async fn topics_of(&self, connection_id: &str) -> Result<Vec<String>, RegistryError> {
-        let mut topics = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.subscriptions)
-                .index_name("by_connection")
-                .key_condition_expression("connection_id = :c")
-                .expression_attribute_values(":c", s(connection_id))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(err)?;
-            topics.extend(
-                page.items()
-                    .iter()
-                    .filter_map(|i| i.get("topic").and_then(|v| v.as_s().ok()).cloned()),
-            );
-            start = page.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(topics);
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.subscriptions)
+            .index_name("by_connection")
+            .key_condition_expression("connection_id = :c")
+            .expression_attribute_values(":c", s(connection_id));
+        all_pages(query, "topic").await
     }
 
     pub async fn subscribe(
@@ -179,31 +192,13 @@ impl Registry {
 
     /// The connections subscribed to `topic` (expired rows left out).
     pub async fn subscribers(&self, topic: &str) -> Result<Vec<String>, RegistryError> {
-        let now = now_secs();
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.subscriptions)
-                .key_condition_expression("topic = :t")
-                .expression_attribute_values(":t", s(topic))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(err)?;
-            out.extend(page.items().iter().filter_map(|i| {
-                i.get("connection_id")
-                    .and_then(|v| v.as_s().ok())
-                    .filter(|_| alive(i, now))
-                    .cloned()
-            }));
-            start = page.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.subscriptions)
+            .key_condition_expression("topic = :t")
+            .expression_attribute_values(":t", s(topic))
+            .consistent_read(true);
+        all_pages(query, "connection_id").await
     }
 }
