@@ -220,6 +220,7 @@ async fn duplicate(
         indicators: source.indicators,
         strategy_prompt: source.strategy_prompt,
         api_key_id: source.api_key_id,
+        temperature: source.temperature,
     };
     let agent = agents::create(&api.pool, user.id, &fields, Some(id)).await?;
     Ok((StatusCode::CREATED, Json(AgentResponse { agent })))

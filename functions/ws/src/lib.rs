@@ -6,18 +6,19 @@
 //! - `$disconnect`: the connection and its subscriptions are forgotten.
 //! - `$default`: the client's actions (README, "Realtime"): `subscribe` / `unsubscribe` to one of
 //!   the caller's sessions or to an asset's prices, `ping`, and the session controls `pause`,
-//!   `resume`, `stop`, `change_speed`, which go through `store::sessions::control`, the service the
-//!   arena's REST routes share. Every answer is an event pushed to the connection; a bad message
+//!   `resume`, `stop`, `change_speed`, which go through `arena::Controls`, the service the
+//!   arena's REST routes share (resume and stop send the session's next step). Every answer is an event pushed to the connection; a bad message
 //!   gets an `error` event and the connection stays usable.
 
 use std::sync::Arc;
 
+use arena::{Controls, StepQueue, StepsConfig};
 use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use chrono::Utc;
 use platform::auth::{AuthError, Authenticator};
 use platform::lambda::ws::{WebSocketHandler, response};
 use platform::{ClerkConfig, ConfigError, DatabaseConfig, Env, FromEnv, TelemetryConfig};
-use realtime::events::{ErrorData, Event, SessionState, Subscription};
+use realtime::events::{ErrorData, Event, Subscription};
 use realtime::registry::{price_topic, session_topic};
 use realtime::{Envelope, Publisher, RealtimeConfig};
 use serde_json::Value;
@@ -37,6 +38,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub clerk: ClerkConfig,
     pub realtime: RealtimeConfig,
+    pub steps: StepsConfig,
     pub telemetry: TelemetryConfig,
 }
 
@@ -46,6 +48,7 @@ impl FromEnv for Config {
             database: DatabaseConfig::from_env(env)?,
             clerk: ClerkConfig::from_env(env)?,
             realtime: RealtimeConfig::from_env(env)?,
+            steps: StepsConfig::from_env(env)?,
             telemetry: TelemetryConfig::from_env(env)?,
         })
     }
@@ -57,14 +60,22 @@ pub struct Ws {
     pub pool: PgPool,
     pub auth: Arc<Authenticator>,
     pub publisher: Arc<Publisher>,
+    pub controls: Controls,
 }
 
 impl Ws {
     pub async fn new(config: &Config) -> Result<Self, sqlx::Error> {
+        let pool = platform::db::pool(&config.database)?;
+        let publisher = Arc::new(Publisher::new(&config.realtime).await);
         Ok(Self {
-            pool: platform::db::pool(&config.database)?,
+            controls: Controls {
+                pool: pool.clone(),
+                publisher: publisher.clone(),
+                queue: StepQueue::new(&config.steps).await,
+            },
+            pool,
             auth: Arc::new(Authenticator::new(config.clerk.clone())),
-            publisher: Arc::new(Publisher::new(&config.realtime).await),
+            publisher,
         })
     }
 
@@ -271,11 +282,13 @@ impl Ws {
                         Control::Speed(speed.to_owned())
                     }
                 };
-                let done = sessions::control(&self.pool, user, session, &control)
+                let done = self
+                    .controls
+                    .apply(user, session, &control)
                     .await
                     .map_err(|e| unavailable(&e))?;
-                let state = match done {
-                    Ok(state) => state,
+                let done = match done {
+                    Ok(done) => done,
                     Err(Refused::NotFound) => return Err(not_found()),
                     Err(Refused::WrongState { status }) => {
                         return Err(refusal(
@@ -284,28 +297,9 @@ impl Ws {
                         ));
                     }
                 };
-                let payload = SessionState {
-                    status: state.status,
-                    speed: state.speed,
-                    reason: matches!(control, Control::Stop).then(|| "stopped by the user".into()),
-                };
-                let event = match control {
-                    Control::Pause => Event::SessionPaused(payload),
-                    Control::Resume => Event::SessionResumed(payload),
-                    Control::Stop => Event::SessionStopped(payload),
-                    // a speed change is announced as the state it leaves the session in
-                    Control::Speed(_) => match payload.status.as_str() {
-                        "paused" => Event::SessionPaused(payload),
-                        _ => Event::SessionResumed(payload),
-                    },
-                };
-                let envelope = Envelope::session(session, state.seq as u64, &event, Utc::now());
-                let report = self
-                    .publisher
-                    .publish(session, std::slice::from_ref(&envelope))
-                    .await;
-                if !report.connections.iter().any(|c| c == connection) {
-                    self.publisher.send(connection, &envelope).await;
+                // the caller sees the answer even when not subscribed to the session
+                if !done.report.connections.iter().any(|c| c == connection) {
+                    self.publisher.send(connection, &done.envelope).await;
                 }
                 Ok(())
             }

@@ -16,6 +16,15 @@ pub struct TestEnv {
     pub db: TestDatabase,
     pub issuer: &'static TokenIssuer,
     vars: HashMap<String, String>,
+    /// This environment's steps queue (`STEPS_QUEUE_URL`) and its dead-letter queue.
+    pub steps: crate::sqs::StepsQueue,
+}
+
+/// 16 random hex characters.
+fn uuid_like() -> String {
+    let mut bytes = [0u8; 8];
+    let _ = aws_lc_rs::rand::fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl TestEnv {
@@ -32,8 +41,19 @@ impl TestEnv {
         );
         // a few connections: tests send concurrent requests to one in-process function
         vars.insert("DATABASE_MAX_CONNECTIONS".into(), "4".into());
+        // a steps queue of its own: a poller of one test never takes another test's steps
+        let sqs =
+            aws_sdk_sqs::Client::new(&crate::moto::sdk_config(crate::moto::test_endpoint()?).await);
+        let name = format!("steps-{}", uuid_like());
+        let steps = crate::sqs::create_steps_queue(&sqs, &name, 720, 5).await?;
+        vars.insert("STEPS_QUEUE_URL".into(), steps.url.clone());
         vars.insert("LOG_FORMAT".into(), "pretty".into());
-        Ok(Self { db, issuer, vars })
+        Ok(Self {
+            db,
+            issuer,
+            vars,
+            steps,
+        })
     }
 
     /// Sets or replaces one variable (for example another issuer's `CLERK_*`).
@@ -45,6 +65,12 @@ impl TestEnv {
     /// Looks a variable up, for `Config::from_lookup`.
     pub fn lookup(&self) -> impl Fn(&str) -> Option<String> + '_ {
         |name| self.vars.get(name).cloned()
+    }
+
+    /// [`TestEnv::lookup`] over a copy of the variables as they are now.
+    pub fn owned_lookup(&self) -> impl Fn(&str) -> Option<String> + Send + Sync + 'static {
+        let vars = self.vars.clone();
+        move |name| vars.get(name).cloned()
     }
 
     /// A valid token for `sub` from the shared issuer.

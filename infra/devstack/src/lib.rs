@@ -25,6 +25,7 @@ pub mod moto;
 pub mod openrouter;
 pub mod pg;
 pub mod proc;
+pub mod sqs;
 
 pub use harness::{LogCapture, TestApp, TestEnv, TestServer, assert_error};
 pub use issuer::{SigningKey, TokenIssuer, TokenSpec};

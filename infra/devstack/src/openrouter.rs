@@ -14,7 +14,15 @@
 //! | anything else | 200 `{"data": {"label", "limit": 25, "limit_remaining": 20.5, "usage": 4.5, ...}}` |
 //!
 //! Every request's bearer token is recorded, so a test can check what was sent.
+//!
+//! `POST /api/v1/chat/completions` answers like OpenRouter (`choices[0].message.content`,
+//! `usage` with tokens and `cost`) with a decision that is a pure function of the prompt (mostly
+//! HOLD), unless a test sets a [`Script`]: per request it may answer a status (401, 402, 429 with
+//! `Retry-After`, 500...), a malformed reply, or answer late. A model id containing `no-schema`
+//! refuses `response_format: json_schema` with a 400, as some models do. The keys above behave
+//! the same here (`reject` 401, `broke` 402).
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,8 +31,8 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use serde_json::json;
+use axum::routing::{get, post};
+use serde_json::{Value, json};
 
 /// A running mock; its server lives as long as the test's runtime.
 #[derive(Debug, Clone)]
@@ -34,10 +42,76 @@ pub struct MockOpenRouter {
     shared: Shared,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 struct Shared {
     seen: Arc<Mutex<Vec<String>>>,
     fail_with: Arc<Mutex<Option<u16>>>,
+    calls: Arc<Mutex<Vec<ChatCall>>>,
+    script: Arc<Mutex<Option<Script>>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
+/// One chat request as the mock received it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatCall {
+    /// 1-based, over the mock's life.
+    pub n: usize,
+    pub model: String,
+    /// The last message's content (the candle's data).
+    pub prompt: String,
+    /// 1 for the first request with this prompt, 2 for its first retry, ...
+    pub attempt: usize,
+    /// `json_schema` or `json_object`.
+    pub format: String,
+    pub temperature: Option<f64>,
+    pub max_tokens: Option<u64>,
+    /// Whether it was answered with a decision (200), as opposed to an error status.
+    pub answered: bool,
+}
+
+/// What the mock answers to one chat request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// The default: a decision derived from the prompt.
+    Decide,
+    /// 200 with this message content (malformed text, a chosen decision...).
+    Content(String),
+    /// This status with OpenRouter's error body, and `Retry-After` when given.
+    Status(u16, Option<u64>),
+    /// The default answer after this long (longer than a client's timeout: a timeout).
+    Late(Duration),
+}
+
+/// Chooses the reply per request.
+pub type Script = Arc<dyn Fn(&ChatCall) -> Reply + Send + Sync>;
+
+/// The decision the mock gives a prompt: a pure function of its text, HOLD about 80 % of the
+/// time, else long, short or close.
+pub fn decision_for(prompt: &str) -> String {
+    // FNV-1a: stable across runs and platforms
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in prompt.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    let action = match h % 20 {
+        0 | 1 => "long",
+        2 => "short",
+        3 => "close",
+        _ => "hold",
+    };
+    json!({
+        "action": action,
+        "reasoning": format!("mock decision {}", h % 1000),
+        "confidence": 50 + (h % 50),
+        "order": { "stop_loss_pct": 2.0, "take_profit_pct": 4.0 },
+    })
+    .to_string()
 }
 
 impl MockOpenRouter {
@@ -46,6 +120,7 @@ impl MockOpenRouter {
         let shared = Shared::default();
         let app = Router::new()
             .route("/api/v1/key", get(key))
+            .route("/api/v1/chat/completions", post(chat))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -64,6 +139,37 @@ impl MockOpenRouter {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Every chat request so far, in order.
+    pub fn chat_calls(&self) -> Vec<ChatCall> {
+        self.shared
+            .calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// How many chat requests were answered with a decision (200), per prompt.
+    pub fn answered_prompts(&self) -> HashMap<String, usize> {
+        let mut out = HashMap::new();
+        for call in self.chat_calls().into_iter().filter(|c| c.answered) {
+            *out.entry(call.prompt).or_insert(0) += 1;
+        }
+        out
+    }
+
+    /// Answers chat requests per `script` from now on (`None`: the default decisions).
+    pub fn script(&self) -> Option<Script> {
+        self.shared
+            .script
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn set_script(&self, script: Option<Script>) {
+        *self.shared.script.lock().unwrap_or_else(|p| p.into_inner()) = script;
     }
 
     /// From now on every request answers `status` (401, 402, 429, 500...), or normally again
@@ -152,6 +258,112 @@ async fn key(State(shared): State<Shared>, headers: HeaderMap) -> Response {
             "is_free_tier": false,
             "is_provisioning_key": false,
         }
+    }))
+    .into_response()
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned)
+}
+
+async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    let Some(key) = bearer(&headers) else {
+        return error(StatusCode::UNAUTHORIZED, "No auth credentials found");
+    };
+    let Ok(request) = serde_json::from_str::<Value>(&body) else {
+        return error(StatusCode::BAD_REQUEST, "Invalid JSON body");
+    };
+    let model = request["model"].as_str().unwrap_or_default().to_owned();
+    let prompt = request["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let format = request["response_format"]["type"]
+        .as_str()
+        .unwrap_or("none")
+        .to_owned();
+    let call = {
+        let mut calls = shared.calls.lock().unwrap_or_else(|p| p.into_inner());
+        let attempt = calls.iter().filter(|c| c.prompt == prompt).count() + 1;
+        let call = ChatCall {
+            n: calls.len() + 1,
+            model: model.clone(),
+            prompt: prompt.clone(),
+            attempt,
+            format: format.clone(),
+            temperature: request["temperature"].as_f64(),
+            max_tokens: request["max_tokens"].as_u64(),
+            answered: false,
+        };
+        calls.push(call.clone());
+        call
+    };
+    if key.contains("reject") {
+        return error(StatusCode::UNAUTHORIZED, "No auth credentials found");
+    }
+    if key.contains("broke") {
+        return error(StatusCode::PAYMENT_REQUIRED, "Insufficient credits");
+    }
+    if model.contains("no-schema") && format == "json_schema" {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "response_format json_schema is not supported by this model",
+        );
+    }
+    let script = shared
+        .script
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let reply = script.map(|s| s(&call)).unwrap_or(Reply::Decide);
+    let content = match reply {
+        Reply::Decide => decision_for(&prompt),
+        Reply::Content(text) => text,
+        Reply::Late(delay) => {
+            tokio::time::sleep(delay).await;
+            decision_for(&prompt)
+        }
+        Reply::Status(status, retry_after) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut response = error(status, status.canonical_reason().unwrap_or("Error"));
+            if let Some(secs) = retry_after
+                && let Ok(value) = header::HeaderValue::from_str(&secs.to_string())
+            {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            return response;
+        }
+    };
+    if let Some(c) = shared
+        .calls
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get_mut(call.n - 1)
+    {
+        c.answered = true;
+    }
+    let prompt_tokens = (body.len() / 4) as u64;
+    axum::Json(json!({
+        "id": format!("gen-{}", call.n),
+        "object": "chat.completion",
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "finish_reason": "stop",
+            "message": { "role": "assistant", "content": content },
+        }],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": 40,
+            "total_tokens": prompt_tokens + 40,
+            "cost": prompt_tokens as f64 * 1e-7 + 40.0 * 4e-7,
+        },
     }))
     .into_response()
 }

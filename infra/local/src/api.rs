@@ -19,6 +19,7 @@ pub(crate) struct States {
     pub(crate) api: ApiState,
     pub(crate) api_keys: alphalab_api_keys::State,
     pub(crate) webhooks: alphalab_webhooks::State,
+    pub(crate) arena: alphalab_arena_api::State,
 }
 
 impl States {
@@ -37,10 +38,20 @@ impl States {
             pool: api.pool.clone(),
             secret: Arc::new(hooks.secret),
         };
+        let arena_config = alphalab_arena_api::Config::from_env(env)?;
+        let arena = alphalab_arena_api::State {
+            api: api.clone(),
+            controls: arena::Controls {
+                pool: api.pool.clone(),
+                publisher: Arc::new(realtime::Publisher::new(&arena_config.realtime).await),
+                queue: arena::StepQueue::new(&arena_config.steps).await,
+            },
+        };
         Ok(Self {
             api,
             api_keys,
             webhooks,
+            arena,
         })
     }
 }
@@ -51,6 +62,7 @@ pub(crate) fn document() -> OpenApi {
     doc.merge(alphalab_api_keys::openapi());
     doc.merge(alphalab_agents::openapi());
     doc.merge(alphalab_webhooks::openapi());
+    doc.merge(alphalab_arena_api::openapi());
     doc.info.title = "AlphaLab API".into();
     doc.info.version = env!("CARGO_PKG_VERSION").into();
     doc.info.description = Some(
@@ -79,6 +91,7 @@ pub(crate) fn routes(states: States) -> Router {
         .merge(alphalab_agents::routes(states.api))
         .merge(alphalab_api_keys::routes(states.api_keys))
         .merge(alphalab_webhooks::routes(states.webhooks))
+        .merge(alphalab_arena_api::routes(states.arena))
         .route(
             "/api/openapi.json",
             get(move || {

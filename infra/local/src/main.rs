@@ -10,6 +10,7 @@ mod data;
 mod rotate;
 mod secrets;
 mod serve;
+mod steps;
 mod token;
 
 #[derive(Parser)]

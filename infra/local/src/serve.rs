@@ -189,12 +189,18 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         )
     })?;
     vars.insert("WEBSOCKET_API_ENDPOINT".into(), gateway.endpoint.clone());
+    if env_var("STEPS_QUEUE_URL").is_none() {
+        let queue = crate::steps::create_queue(&aws_endpoint, "alphalab-steps").await?;
+        vars.insert("STEPS_QUEUE_URL".into(), queue.url);
+    }
     let env = Env::from_lookup(|name| vars.get(name).cloned());
     let states = crate::api::States::from_env(&env).await?;
     let ws =
         alphalab_ws::Ws::new(&<alphalab_ws::Config as platform::FromEnv>::from_env(&env)?).await?;
     let _ = ws_cell.set(ws);
     let pool = states.api.pool.clone();
+    // the backtest-step function, fed by a local event source mapping
+    let (_poller, _worker) = crate::steps::start(&env, &aws_endpoint).await?;
 
     let demo = store::users::provision(&pool, DEMO_USER)
         .await?

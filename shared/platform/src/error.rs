@@ -113,6 +113,11 @@ pub const CONSTRAINTS: &[Constraint] = &[
         "another key is already your default",
     ),
     invalid(
+        "agents_temperature_check",
+        "temperature",
+        "must be between 0 and 2",
+    ),
+    invalid(
         "agents_api_key_owner_fkey",
         "api_key_id",
         "API key not found",

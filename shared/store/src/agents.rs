@@ -30,6 +30,8 @@ pub struct Agent {
     pub strategy_prompt: String,
     /// The key the agent uses; `null`: the user's default key (none needed for a baseline).
     pub api_key_id: Option<Uuid>,
+    /// Sampling temperature of the model calls, 0..2 (default 0.3).
+    pub temperature: f64,
     pub archived_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -44,7 +46,7 @@ pub struct Agent {
 macro_rules! agent_select {
     () => {
         "SELECT a.id, a.name, a.mode, a.model, a.indicators, a.strategy_prompt, a.api_key_id,
-                a.archived_at, a.created_at, a.updated_at,
+                a.temperature, a.archived_at, a.created_at, a.updated_at,
                 s.test_count, r.best_pnl_pct, s.last_tested_at
          FROM agents a
          LEFT JOIN LATERAL (SELECT count(*) AS test_count, max(t.created_at) AS last_tested_at
@@ -82,6 +84,9 @@ pub struct NewAgent {
     /// One of the caller's keys; absent: the default key at run time.
     #[serde(default)]
     pub api_key_id: Option<Uuid>,
+    /// Sampling temperature, 0..2 (default 0.3).
+    #[serde(default)]
+    pub temperature: Option<f64>,
 }
 
 /// A partial update: the given fields change. Read-only fields of [`Agent`] are accepted and
@@ -97,6 +102,7 @@ pub struct AgentUpdate {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Uuid>)]
     pub api_key_id: Option<Option<Uuid>>,
+    pub temperature: Option<f64>,
     // read-only fields of `Agent`
     pub id: Option<ReadOnly>,
     pub archived_at: Option<ReadOnly>,
@@ -116,7 +122,11 @@ pub struct AgentFields {
     pub indicators: Vec<String>,
     pub strategy_prompt: String,
     pub api_key_id: Option<Uuid>,
+    pub temperature: f64,
 }
+
+/// The temperature an agent gets when none is given.
+pub const DEFAULT_TEMPERATURE: f64 = 0.3;
 
 impl NewAgent {
     /// The fields to store (trimmed, a baseline's indicators filled in), or every invalid one.
@@ -139,6 +149,7 @@ impl NewAgent {
             indicators,
             strategy_prompt: self.strategy_prompt.unwrap_or_default().trim().to_owned(),
             api_key_id: self.api_key_id,
+            temperature: self.temperature.unwrap_or(DEFAULT_TEMPERATURE),
         };
         let errors = fields.validate();
         if errors.is_empty() {
@@ -169,6 +180,7 @@ impl AgentUpdate {
                 .strategy_prompt
                 .map_or(current.strategy_prompt.clone(), |p| p.trim().to_owned()),
             api_key_id: self.api_key_id.unwrap_or(current.api_key_id),
+            temperature: self.temperature.unwrap_or(current.temperature),
         };
         let errors = fields.validate();
         if errors.is_empty() {
@@ -255,6 +267,9 @@ impl AgentFields {
                 format!("must be 1 to {PROMPT_MAX} characters (a baseline needs none)"),
             ));
         }
+        if !(self.temperature.is_finite() && (0.0..=2.0).contains(&self.temperature)) {
+            errors.push(FieldError::new("temperature", "must be between 0 and 2"));
+        }
         errors
     }
 }
@@ -336,8 +351,8 @@ async fn insert_row(
     f: &AgentFields,
 ) -> Result<Uuid, sqlx::Error> {
     sqlx::query_scalar(
-        "INSERT INTO agents (user_id, name, mode, model, indicators, strategy_prompt, api_key_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        "INSERT INTO agents (user_id, name, mode, model, indicators, strategy_prompt, api_key_id, temperature)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
     )
     .bind(user_id)
     .bind(&f.name)
@@ -346,6 +361,7 @@ async fn insert_row(
     .bind(&f.indicators)
     .bind(&f.strategy_prompt)
     .bind(f.api_key_id)
+    .bind(f.temperature)
     .fetch_one(conn)
     .await
 }
@@ -386,7 +402,7 @@ pub async fn update(
     let mut tx = pool.begin().await?;
     let updated: Option<Uuid> = sqlx::query_scalar(
         "UPDATE agents SET name = $3, mode = $4, model = $5, indicators = $6,
-             strategy_prompt = $7, api_key_id = $8, updated_at = now()
+             strategy_prompt = $7, api_key_id = $8, temperature = $9, updated_at = now()
          WHERE user_id = $1 AND id = $2 AND archived_at IS NULL RETURNING id",
     )
     .bind(user_id)
@@ -397,6 +413,7 @@ pub async fn update(
     .bind(&f.indicators)
     .bind(&f.strategy_prompt)
     .bind(f.api_key_id)
+    .bind(f.temperature)
     .fetch_optional(&mut *tx)
     .await?;
     if updated.is_none() {
@@ -510,6 +527,7 @@ mod tests {
             indicators: indicators.iter().map(|s| s.to_string()).collect(),
             strategy_prompt: prompt.into(),
             api_key_id: None,
+            temperature: DEFAULT_TEMPERATURE,
         }
     }
 

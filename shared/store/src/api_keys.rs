@@ -405,3 +405,33 @@ mod tests {
         assert_eq!(mask("sk-0123456789abcdef"), "sk-…cdef");
     }
 }
+
+/// The key a session uses: `id` when given, else the user's default; with its status.
+pub async fn for_session(
+    pool: &PgPool,
+    user_id: Uuid,
+    id: Option<Uuid>,
+) -> Result<Option<(StoredKey, String, Option<String>)>, sqlx::Error> {
+    let row: Option<(Uuid, Uuid, Vec<u8>, i32, String, Option<String>)> = sqlx::query_as(
+        "SELECT id, user_id, encrypted_key, key_version, status, status_reason FROM api_keys
+         WHERE user_id = $1 AND (id = $2 OR ($2 IS NULL AND is_default))",
+    )
+    .bind(user_id)
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(
+        |(id, user_id, encrypted_key, key_version, status, reason)| {
+            (
+                StoredKey {
+                    id,
+                    user_id,
+                    encrypted_key,
+                    key_version,
+                },
+                status,
+                reason,
+            )
+        },
+    ))
+}

@@ -11,6 +11,7 @@ pub mod agents;
 pub mod api_keys;
 pub mod market_data;
 pub mod sessions;
+pub mod steps;
 pub mod users;
 pub mod webhooks;
 

@@ -84,3 +84,54 @@ pub async fn range(
         .map(|(t, o, h, l, c, v)| (t.timestamp_millis(), o, h, l, c, v))
         .collect())
 }
+
+/// How many candles are cached for `asset` and `timeframe` with open times in `[start_ms, end_ms)`.
+pub async fn count_range(
+    pool: &PgPool,
+    asset: &str,
+    timeframe: &str,
+    start_ms: i64,
+    end_ms: i64,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM market_data_cache
+         WHERE asset = $1 AND timeframe = $2 AND open_time >= $3 AND open_time < $4",
+    )
+    .bind(asset)
+    .bind(timeframe)
+    .bind(DateTime::from_timestamp_millis(start_ms))
+    .bind(DateTime::from_timestamp_millis(end_ms))
+    .fetch_one(pool)
+    .await
+}
+
+/// At most `limit` cached candles after `after_ms` (exclusive; `None`: from `start_ms`) and
+/// before `end_ms`, in order: the next chunk of a session.
+pub async fn next_chunk(
+    pool: &PgPool,
+    asset: &str,
+    timeframe: &str,
+    start_ms: i64,
+    after_ms: Option<i64>,
+    end_ms: i64,
+    limit: i64,
+) -> Result<Vec<CandleRow>, sqlx::Error> {
+    let rows: Vec<(DateTime<Utc>, f64, f64, f64, f64, f64)> = sqlx::query_as(
+        "SELECT open_time, open, high, low, close, volume FROM market_data_cache
+         WHERE asset = $1 AND timeframe = $2 AND open_time >= $3 AND open_time < $4
+           AND ($5::timestamptz IS NULL OR open_time > $5)
+         ORDER BY open_time LIMIT $6",
+    )
+    .bind(asset)
+    .bind(timeframe)
+    .bind(DateTime::from_timestamp_millis(start_ms))
+    .bind(DateTime::from_timestamp_millis(end_ms))
+    .bind(after_ms.and_then(DateTime::from_timestamp_millis))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(t, o, h, l, c, v)| (t.timestamp_millis(), o, h, l, c, v))
+        .collect())
+}

@@ -3,6 +3,9 @@
 //! `UPDATE` on the sessions table: it never waits for a running step (the step reads these
 //! fields between candles), and it takes the session's next event number in the same statement.
 
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -29,11 +32,14 @@ impl Control {
 }
 
 /// A session's state after a control, and the sequence number of the event that announces it.
+/// `version` is the step chain's version at that moment: a resume or a stop sends the step
+/// message for it (DESIGN section 5).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Controlled {
     pub status: String,
     pub speed: String,
     pub seq: i64,
+    pub version: i64,
 }
 
 /// Why a control did nothing.
@@ -65,26 +71,28 @@ pub async fn control(
         Control::Pause => (
             "UPDATE test_sessions SET status = 'paused', event_seq = event_seq + 1, updated_at = now()
              WHERE user_id = $1 AND id = $2 AND status IN ('pending', 'running')
-             RETURNING status, speed, event_seq AS seq",
+             RETURNING status, speed, event_seq AS seq, version",
             None,
         ),
         Control::Resume => (
             "UPDATE test_sessions SET status = 'running', event_seq = event_seq + 1, updated_at = now()
              WHERE user_id = $1 AND id = $2 AND status = 'paused'
-             RETURNING status, speed, event_seq AS seq",
+             RETURNING status, speed, event_seq AS seq, version",
             None,
         ),
         Control::Stop => (
+            // the step worker finishes a stopped session (closes the position, writes the result)
+            // and sets completed_at then
             "UPDATE test_sessions SET status = 'stopped', failure_reason = 'stopped by the user',
-                 completed_at = now(), event_seq = event_seq + 1, updated_at = now()
+                 event_seq = event_seq + 1, updated_at = now()
              WHERE user_id = $1 AND id = $2 AND status IN ('pending', 'running', 'paused')
-             RETURNING status, speed, event_seq AS seq",
+             RETURNING status, speed, event_seq AS seq, version",
             None,
         ),
         Control::Speed(speed) => (
             "UPDATE test_sessions SET speed = $3, event_seq = event_seq + 1, updated_at = now()
              WHERE user_id = $1 AND id = $2 AND status IN ('pending', 'running', 'paused')
-             RETURNING status, speed, event_seq AS seq",
+             RETURNING status, speed, event_seq AS seq, version",
             Some(speed.as_str()),
         ),
     };
@@ -106,4 +114,262 @@ pub async fn control(
         None => Refused::NotFound,
         Some(status) => Refused::WrongState { status },
     }))
+}
+
+/// A new backtest session, validated by the caller (the arena function).
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub agent_id: Uuid,
+    pub asset: String,
+    pub timeframe: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub starting_capital: f64,
+    pub speed: String,
+    /// The agent as it was when the session started (name, model, mode, indicators, prompt,
+    /// temperature, key id): later edits of the agent do not change a running session.
+    pub agent_snapshot: Value,
+    /// The engine configuration and the run's settings.
+    pub config: Value,
+    /// Candles expected in `[start, end)` (the first step counts the real ones: gaps stay gaps).
+    pub total_candles: i64,
+}
+
+/// How far a session is: the next candle's index and how many there are.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Progress {
+    pub cursor: i64,
+    pub total: i64,
+}
+
+/// A finished session's result: the same object in `GET /api/arena/sessions/{id}` and in the
+/// `session_completed` event. `metrics` are named as `alphalab backtest` prints them.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct SessionResult {
+    /// The `test_results` row.
+    pub id: Uuid,
+    pub final_equity: f64,
+    pub total_pnl: f64,
+    pub total_pnl_pct: f64,
+    /// Total PnL >= 0.
+    pub can_generate_certificate: bool,
+    #[schema(value_type = Object)]
+    pub metrics: Value,
+}
+
+impl SessionResult {
+    pub fn new(id: Uuid, starting_capital: f64, final_equity: f64, metrics: Value) -> Self {
+        let total_pnl = final_equity - starting_capital;
+        Self {
+            id,
+            final_equity,
+            total_pnl,
+            total_pnl_pct: total_pnl / starting_capital * 100.0,
+            can_generate_certificate: total_pnl >= 0.0,
+            metrics,
+        }
+    }
+}
+
+/// A session as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Session {
+    pub id: Uuid,
+    /// `backtest` or `forward`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `pending`, `running`, `paused`, `completed`, `stopped` or `failed`.
+    pub status: String,
+    /// Why a session stopped or failed.
+    pub reason: Option<String>,
+    pub agent_id: Option<Uuid>,
+    /// The agent as it was at the start.
+    #[schema(value_type = Object)]
+    pub agent: Value,
+    pub asset: String,
+    pub timeframe: String,
+    pub start_date: Option<DateTime<Utc>>,
+    pub end_date: Option<DateTime<Utc>>,
+    pub starting_capital: f64,
+    /// `slow`, `normal`, `fast` or `instant`.
+    pub speed: String,
+    /// The run's settings (fees, slippage, leverage, safety mode, ...).
+    #[schema(value_type = Object)]
+    pub config: Value,
+    pub progress: Progress,
+    /// Live figures after the last committed candle (equity, return, trades, drawdown).
+    #[schema(value_type = Option<Object>)]
+    pub stats: Option<Value>,
+    /// Model calls made so far and what they cost (USD, OpenRouter's `usage.cost`).
+    pub model_calls: i64,
+    pub model_cost_usd: f64,
+    /// Once finished (completed, or stopped after at least one candle).
+    pub result: Option<SessionResult>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    id: Uuid,
+    kind: String,
+    status: String,
+    failure_reason: Option<String>,
+    agent_id: Option<Uuid>,
+    agent_snapshot: Value,
+    asset: String,
+    timeframe: String,
+    start_date: Option<DateTime<Utc>>,
+    end_date: Option<DateTime<Utc>>,
+    starting_capital: f64,
+    speed: String,
+    config: Value,
+    cursor: i64,
+    total_candles: Option<i64>,
+    live_stats: Option<Value>,
+    model_calls: i64,
+    model_cost_usd: f64,
+    started_at: Option<DateTime<Utc>>,
+    completed_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    result_id: Option<Uuid>,
+    final_equity: Option<f64>,
+    metrics: Option<Value>,
+}
+
+impl From<SessionRow> for Session {
+    fn from(r: SessionRow) -> Self {
+        let result = match (r.result_id, r.final_equity, r.metrics) {
+            (Some(id), Some(equity), Some(metrics)) => {
+                Some(SessionResult::new(id, r.starting_capital, equity, metrics))
+            }
+            _ => None,
+        };
+        Self {
+            id: r.id,
+            kind: r.kind,
+            status: r.status,
+            reason: r.failure_reason,
+            agent_id: r.agent_id,
+            agent: r.agent_snapshot,
+            asset: r.asset,
+            timeframe: r.timeframe,
+            start_date: r.start_date,
+            end_date: r.end_date,
+            starting_capital: r.starting_capital,
+            speed: r.speed,
+            config: r.config,
+            progress: Progress {
+                cursor: r.cursor,
+                total: r.total_candles.unwrap_or(0),
+            },
+            stats: r.live_stats,
+            model_calls: r.model_calls,
+            model_cost_usd: r.model_cost_usd,
+            result,
+            started_at: r.started_at,
+            completed_at: r.completed_at,
+            created_at: r.created_at,
+        }
+    }
+}
+
+macro_rules! session_select {
+    () => {
+        "SELECT s.id, s.type AS kind, s.status, s.failure_reason, s.agent_id, s.agent_snapshot,
+                s.asset, s.timeframe, s.start_date, s.end_date, s.starting_capital, s.speed,
+                s.config, s.cursor, s.total_candles, s.live_stats, s.model_calls, s.model_cost_usd,
+                s.started_at, s.completed_at, s.created_at,
+                r.id AS result_id, r.final_equity, r.metrics
+         FROM test_sessions s
+         LEFT JOIN test_results r ON r.user_id = s.user_id AND r.session_id = s.id "
+    };
+}
+
+/// Stores a new backtest session (`pending`, version 0) and records `test_started`.
+pub async fn create(
+    pool: &PgPool,
+    user_id: Uuid,
+    new: &NewSession,
+) -> Result<Session, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let id: Uuid = sqlx::query_scalar(
+        "INSERT INTO test_sessions (user_id, agent_id, type, asset, timeframe, start_date, end_date,
+             starting_capital, speed, agent_snapshot, config, total_candles, last_watched_at)
+         VALUES ($1, $2, 'backtest', $3, $4, $5, $6, $7, $8, $9, $10, $11, now())
+         RETURNING id",
+    )
+    .bind(user_id)
+    .bind(new.agent_id)
+    .bind(&new.asset)
+    .bind(&new.timeframe)
+    .bind(new.start)
+    .bind(new.end)
+    .bind(new.starting_capital)
+    .bind(&new.speed)
+    .bind(&new.agent_snapshot)
+    .bind(&new.config)
+    .bind(new.total_candles)
+    .fetch_one(&mut *tx)
+    .await?;
+    crate::activity::record(
+        &mut tx,
+        user_id,
+        "test_started",
+        "session",
+        id,
+        serde_json::json!({ "agent_id": new.agent_id, "asset": new.asset, "timeframe": new.timeframe }),
+    )
+    .await?;
+    tx.commit().await?;
+    find(pool, user_id, id)
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)
+}
+
+/// The caller's session `id`.
+pub async fn find(pool: &PgPool, user_id: Uuid, id: Uuid) -> Result<Option<Session>, sqlx::Error> {
+    let row: Option<SessionRow> = sqlx::query_as(concat!(
+        session_select!(),
+        "WHERE s.user_id = $1 AND s.id = $2"
+    ))
+    .bind(user_id)
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(Session::from))
+}
+
+/// The caller's sessions, newest first, after `cursor`; the cursor of the next page when there
+/// is one.
+pub async fn list(
+    pool: &PgPool,
+    user_id: Uuid,
+    cursor: Option<&crate::agents::Cursor>,
+    limit: i64,
+) -> Result<(Vec<Session>, Option<crate::agents::Cursor>), sqlx::Error> {
+    let rows: Vec<SessionRow> = sqlx::query_as(concat!(
+        session_select!(),
+        "WHERE s.user_id = $1
+           AND ($2::timestamptz IS NULL OR (s.created_at, s.id) < ($2, $3))
+         ORDER BY s.created_at DESC, s.id DESC LIMIT $4"
+    ))
+    .bind(user_id)
+    .bind(cursor.map(|c| c.created_at))
+    .bind(cursor.map(|c| c.id).unwrap_or_default())
+    .bind(limit + 1)
+    .fetch_all(pool)
+    .await?;
+    let mut sessions: Vec<Session> = rows.into_iter().map(Session::from).collect();
+    let next = if sessions.len() as i64 > limit {
+        sessions.truncate(limit as usize);
+        sessions.last().map(|s| crate::agents::Cursor {
+            created_at: s.created_at,
+            id: s.id,
+        })
+    } else {
+        None
+    };
+    Ok((sessions, next))
 }

@@ -13,6 +13,11 @@ pub(crate) const EXTRA: &[(&str, &str)] = &[
     ),
     ("CLERK_WEBHOOK_SECRET", "whsec_MDEyMzQ1Njc4OWFiY2RlZg=="),
     ("OPENROUTER_TIMEOUT_SECS", "2"),
+    ("WEBSOCKET_API_ENDPOINT", "http://127.0.0.1:9/local"),
+    (
+        "STEPS_QUEUE_URL",
+        "http://127.0.0.1:9/123456789012/none.fifo",
+    ),
 ];
 
 /// (binary name in template.yaml, OpenAPI document, the router its Lambda serves).
@@ -35,6 +40,10 @@ pub(crate) async fn all(
         .unwrap();
     let hooks =
         alphalab_webhooks::State::new(&alphalab_webhooks::Config::from_env(&env).unwrap()).unwrap();
+    let arena =
+        alphalab_arena_api::State::new(&alphalab_arena_api::Config::from_env(&env).unwrap())
+            .await
+            .unwrap();
     vec![
         (
             "users",
@@ -55,6 +64,11 @@ pub(crate) async fn all(
             "webhooks",
             alphalab_webhooks::openapi(),
             alphalab_webhooks::router(hooks),
+        ),
+        (
+            "arena",
+            alphalab_arena_api::openapi(),
+            alphalab_arena_api::router(arena),
         ),
     ]
 }

@@ -14,6 +14,7 @@ async fn snapshot(servers: &HashMap<&str, alphalab_devstack::TestServer>, token:
     for (function, path) in [
         ("api-keys", "/api/api-keys"),
         ("agents", "/api/agents?include_archived=true"),
+        ("arena", "/api/arena/sessions"),
     ] {
         let (status, body) = servers[function]
             .call(Method::GET, path, Some(token), None)
@@ -71,8 +72,27 @@ async fn every_route_with_an_id_answers_404_for_another_users_id_and_changes_not
         .await
         .unwrap();
     assert_eq!(status, 201, "{agent}");
+    // a running session of hers (as a start would leave it, without its steps running)
+    let pool = sqlx::PgPool::connect(&env.db.url).await.unwrap();
+    let session: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO test_sessions (user_id, agent_id, type, status, asset, timeframe, start_date,
+             end_date, starting_capital, agent_snapshot, config)
+         SELECT user_id, id, 'backtest', 'running', 'BTCUSDT', '1h', '2024-01-01', '2024-02-01',
+                10000, '{}', '{}' FROM agents WHERE id = $1 RETURNING id",
+    )
+    .bind(
+        agent["agent"]["id"]
+            .as_str()
+            .unwrap()
+            .parse::<uuid::Uuid>()
+            .unwrap(),
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     // the id of Alice's resource each kind of route names
     let ids: HashMap<&str, String> = HashMap::from([
+        ("/api/arena/", session.to_string()),
         (
             "/api/api-keys/",
             key["api_key"]["id"].as_str().unwrap().to_owned(),
@@ -97,7 +117,13 @@ async fn every_route_with_an_id_answers_404_for_another_users_id_and_changes_not
             });
         let concrete = path.replace("{id}", id);
         let method = Method::from_bytes(method.as_bytes()).unwrap();
-        let body = matches!(method, Method::POST | Method::PUT).then(|| json!({"name": "Stolen"}));
+        let body = matches!(method, Method::POST | Method::PUT).then(|| {
+            if path.ends_with("/speed") {
+                json!({"speed": "instant"})
+            } else {
+                json!({"name": "Stolen"})
+            }
+        });
         let (status, response) = servers[function]
             .call(method.clone(), &concrete, Some(&mallory), body)
             .await
@@ -109,7 +135,7 @@ async fn every_route_with_an_id_answers_404_for_another_users_id_and_changes_not
         assert_eq!(response["error"]["code"], "not_found");
         walked += 1;
     }
-    assert!(walked >= 7, "walked {walked} routes with an id");
+    assert!(walked >= 12, "walked {walked} routes with an id");
     // nothing of hers changed (the lists carry every field, timestamps included)
     let after = snapshot(&servers, &alice).await;
     assert_eq!(before, after, "nothing of Alice's changed");

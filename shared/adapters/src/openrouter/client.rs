@@ -6,14 +6,16 @@ use platform::{ConfigError, Env, FromEnv};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::error::OpenRouterError;
-use super::models::{ErrorResponse, KeyInfo, KeyResponse};
+use super::models::{KeyInfo, KeyResponse};
 
-/// `OPENROUTER_BASE_URL` (default `https://openrouter.ai/api/v1`) and `OPENROUTER_TIMEOUT_SECS`
-/// (1..25, default 10: well inside API Gateway's 30 s, since keys are checked within requests).
+/// `OPENROUTER_BASE_URL` (default `https://openrouter.ai/api/v1`), `OPENROUTER_TIMEOUT_SECS`
+/// (1..25, default 10: well inside API Gateway's 30 s, since keys are checked within requests)
+/// and `OPENROUTER_CHAT_TIMEOUT_SECS` (1..120, default 30: one decision call of the step worker).
 #[derive(Debug, Clone)]
 pub struct OpenRouterConfig {
     pub base_url: String,
     pub timeout: Duration,
+    pub chat_timeout: Duration,
 }
 
 impl FromEnv for OpenRouterConfig {
@@ -30,21 +32,26 @@ impl FromEnv for OpenRouterConfig {
             });
         }
         let timeout = Duration::from_secs(env.number("OPENROUTER_TIMEOUT_SECS", 10, 1..=25)?);
-        Ok(Self { base_url, timeout })
+        let chat_timeout =
+            Duration::from_secs(env.number("OPENROUTER_CHAT_TIMEOUT_SECS", 30, 1..=120)?);
+        Ok(Self {
+            base_url,
+            timeout,
+            chat_timeout,
+        })
     }
 }
 
 /// An OpenRouter client; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct OpenRouter {
-    http: reqwest::Client,
-    config: OpenRouterConfig,
+    pub(super) http: reqwest::Client,
+    pub(super) config: OpenRouterConfig,
 }
 
 impl OpenRouter {
     pub fn new(config: OpenRouterConfig) -> Self {
         let http = reqwest::Client::builder()
-            .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(5)))
             .build()
             .unwrap_or_default();
@@ -56,6 +63,7 @@ impl OpenRouter {
         let response = self
             .http
             .get(format!("{}/key", self.config.base_url))
+            .timeout(self.config.timeout)
             .bearer_auth(key.expose_secret())
             .header("X-OpenRouter-Title", "AlphaLab")
             .send()
@@ -68,29 +76,25 @@ impl OpenRouter {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
         let body = response.bytes().await.map_err(|e| self.transport(e))?;
-        let message = || {
-            serde_json::from_slice::<ErrorResponse>(&body)
-                .ok()
-                .and_then(|e| e.error.message)
-                .unwrap_or_else(|| "no message".into())
-        };
-        match status {
-            200 => serde_json::from_slice::<KeyResponse>(&body)
-                .map(|r| r.data)
-                .map_err(|e| OpenRouterError::InvalidBody(e.to_string())),
-            401 | 403 => Err(OpenRouterError::Rejected {
-                status,
-                message: message(),
-            }),
-            402 => Err(OpenRouterError::NoCredits { message: message() }),
-            429 => Err(OpenRouterError::RateLimited { retry_after }),
-            _ => Err(OpenRouterError::UnexpectedStatus { status }),
+        if status != 200 {
+            return Err(super::chat::classify(status, retry_after, &body));
         }
+        serde_json::from_slice::<KeyResponse>(&body)
+            .map(|r| r.data)
+            .map_err(|e| OpenRouterError::InvalidBody(e.to_string()))
     }
 
-    fn transport(&self, err: reqwest::Error) -> OpenRouterError {
+    pub(super) fn transport(&self, err: reqwest::Error) -> OpenRouterError {
+        self.transport_within(err, self.config.timeout)
+    }
+
+    pub(super) fn transport_within(
+        &self,
+        err: reqwest::Error,
+        timeout: Duration,
+    ) -> OpenRouterError {
         if err.is_timeout() {
-            OpenRouterError::Timeout(self.config.timeout.as_secs())
+            OpenRouterError::Timeout(timeout.as_secs())
         } else {
             // without the URL: it is ours, but keep errors short and free of anything else
             OpenRouterError::Network(err.without_url().to_string())

@@ -2,6 +2,9 @@
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum OpenRouterError {
+    /// 400: the request itself was refused (a model that does not take a parameter).
+    #[error("OpenRouter refused the request: {message}")]
+    BadRequest { message: String },
     /// 401 / 403: the key is not accepted.
     #[error("OpenRouter rejected the key ({status}): {message}")]
     Rejected { status: u16, message: String },
@@ -23,4 +26,17 @@ pub enum OpenRouterError {
     /// A 200 whose body is not what OpenRouter documents.
     #[error("OpenRouter sent an unreadable answer: {0}")]
     InvalidBody(String),
+}
+
+impl OpenRouterError {
+    /// Worth another attempt: 408, 429, 5xx, timeouts and broken connections. 400, 401, 402
+    /// and 403 are final (PLATFORM.md, OpenRouter).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::RateLimited { .. } | Self::Timeout(_) | Self::Network(_) => true,
+            Self::UnexpectedStatus { status } => *status == 408 || *status >= 500,
+            Self::InvalidBody(_) => true,
+            Self::BadRequest { .. } | Self::Rejected { .. } | Self::NoCredits { .. } => false,
+        }
+    }
 }

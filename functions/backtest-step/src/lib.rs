@@ -1,0 +1,55 @@
+//! The backtest-step function (DESIGN section 5): one SQS FIFO record is one step of one
+//! session; the batch shape is `platform::lambda::sqs` (in order, the failed suffix reported).
+//! The step itself is `arena::Worker`.
+
+use std::sync::Arc;
+
+use adapters::binance::{Binance, BinanceConfig};
+use adapters::crypto::Keyring;
+use adapters::openrouter::{OpenRouter, OpenRouterConfig, RetryPolicy};
+use arena::{StepQueue, StepsConfig, Worker, WorkerConfig};
+use platform::{ConfigError, DatabaseConfig, Env, FromEnv, TelemetryConfig};
+use realtime::{Publisher, RealtimeConfig};
+
+/// The variables this function reads.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    pub realtime: RealtimeConfig,
+    pub steps: StepsConfig,
+    pub keys: Keyring,
+    pub openrouter: OpenRouterConfig,
+    pub binance: BinanceConfig,
+    pub worker: WorkerConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+impl FromEnv for Config {
+    fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            database: DatabaseConfig::from_env(env)?,
+            realtime: RealtimeConfig::from_env(env)?,
+            steps: StepsConfig::from_env(env)?,
+            keys: Keyring::from_env(env)?,
+            openrouter: OpenRouterConfig::from_env(env)?,
+            binance: BinanceConfig::from_env(env)?,
+            worker: WorkerConfig::from_env(env)?,
+            telemetry: TelemetryConfig::from_env(env)?,
+        })
+    }
+}
+
+/// The worker, built once per cold start (no network I/O until the first step).
+pub async fn worker(config: &Config) -> Result<Worker, sqlx::Error> {
+    Ok(Worker {
+        pool: platform::db::pool(&config.database)?,
+        publisher: Arc::new(Publisher::new(&config.realtime).await),
+        queue: StepQueue::new(&config.steps).await,
+        keys: Arc::new(config.keys.clone()),
+        openrouter: OpenRouter::new(config.openrouter.clone()),
+        binance: Binance::new(&config.binance),
+        config: config.worker.clone(),
+        retry: RetryPolicy::default(),
+        faults: Arc::default(),
+    })
+}

@@ -1,0 +1,19 @@
+//! The backtest-step Lambda: read its config once per cold start, build the worker, serve the
+//! FIFO batches (`ReportBatchItemFailures`).
+// the runtime's service around the step's future is deeper than the default limit
+#![recursion_limit = "256"]
+
+use alphalab_backtest_step::{Config, worker};
+use platform::FromEnv;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    let config = Config::from_process_env()?;
+    platform::telemetry::init(config.telemetry.log_format);
+    let worker = worker(&config).await?;
+    platform::lambda::sqs::serve_fifo(move |record| {
+        let worker = worker.clone();
+        async move { worker.handle(record).await }
+    })
+    .await
+}

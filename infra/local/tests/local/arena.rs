@@ -1,0 +1,407 @@
+//! The arena end to end: the arena function over HTTP, the backtest-step function fed by the
+//! local event source mapping (moto SQS), the ws function behind the local gateway with a real
+//! WebSocket client, Postgres, and local servers speaking OpenRouter's and Binance's formats.
+
+mod faults;
+mod flows;
+mod llm;
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use alphalab_devstack::gateway::{Handler, WsGateway};
+use alphalab_devstack::openrouter::MockOpenRouter;
+use alphalab_devstack::sqs::Poller;
+use alphalab_devstack::{TestEnv, TestServer};
+use futures::{SinkExt, StreamExt};
+use platform::{Env, FromEnv};
+use reqwest::Method;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio_tungstenite::tungstenite::Message;
+use uuid::Uuid;
+
+pub(crate) type Client =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Seconds a record stays invisible after a receive: short, so that a killed step is redelivered
+/// quickly in the fault tests (720 s in AWS).
+pub(crate) const VISIBILITY_SECS: i32 = 2;
+
+pub(crate) struct Arena {
+    pub(crate) env: TestEnv,
+    pub(crate) server: TestServer,
+    pub(crate) gateway: WsGateway,
+    pub(crate) worker: arena::Worker,
+    pub(crate) openrouter: MockOpenRouter,
+    pub(crate) pool: PgPool,
+    pub(crate) keys: adapters::crypto::Keyring,
+    poller: Option<Poller>,
+}
+
+impl Arena {
+    /// Everything but the poller (see [`Arena::run_steps`]), with extra variables `vars`.
+    pub(crate) async fn start(vars: &[(&str, &str)]) -> Self {
+        let mut env = TestEnv::new().await.expect("test environment");
+        let openrouter = MockOpenRouter::start().await.unwrap();
+        let binance = alphalab_devstack::binance::MockBinance::start()
+            .await
+            .unwrap();
+        let keys_text = adapters::crypto::Keyring::generate_text();
+        env.set("ENCRYPTION_KEYS", keys_text.clone())
+            .set("OPENROUTER_BASE_URL", openrouter.base_url.clone())
+            .set("OPENROUTER_CHAT_TIMEOUT_SECS", "2")
+            .set("BINANCE_BASE_URL", binance.base_url.clone());
+        for (name, value) in vars {
+            env.set(name, *value);
+        }
+        let cell: Arc<OnceLock<alphalab_ws::Ws>> = Arc::default();
+        let handler_cell = cell.clone();
+        let handler: Handler = Arc::new(move |event| {
+            let cell = handler_cell.clone();
+            Box::pin(async move {
+                let ws = cell.get().expect("built before the first event").clone();
+                platform::lambda::ws::dispatch(&ws, &event).await
+            })
+        });
+        let gateway = WsGateway::start(handler, ([127, 0, 0, 1], 0).into())
+            .await
+            .expect("gateway");
+        env.set("WEBSOCKET_API_ENDPOINT", gateway.endpoint.clone());
+        let e = Env::from_lookup(env.owned_lookup());
+        let ws = alphalab_ws::Ws::new(&alphalab_ws::Config::from_env(&e).unwrap())
+            .await
+            .unwrap();
+        let _ = cell.set(ws);
+        let state =
+            alphalab_arena_api::State::new(&alphalab_arena_api::Config::from_env(&e).unwrap())
+                .await
+                .unwrap();
+        let server = TestServer::serve(alphalab_arena_api::router(state))
+            .await
+            .unwrap();
+        let worker =
+            alphalab_backtest_step::worker(&alphalab_backtest_step::Config::from_env(&e).unwrap())
+                .await
+                .unwrap();
+        let pool = PgPool::connect(&env.db.url).await.unwrap();
+        let keys = adapters::crypto::Keyring::parse(&keys_text).unwrap();
+        Self {
+            env,
+            server,
+            gateway,
+            worker,
+            openrouter,
+            pool,
+            keys,
+            poller: None,
+        }
+    }
+
+    /// Starts the event source mapping: steps run from now on.
+    pub(crate) async fn run_steps(&mut self) {
+        self.run_steps_delivering(1).await
+    }
+
+    /// Starts the event source mapping, each batch handed to the function `times` times (a
+    /// duplicate delivery right after the first).
+    pub(crate) async fn run_steps_delivering(&mut self, times: usize) {
+        let sqs = aws_sdk_sqs::Client::new(
+            &alphalab_devstack::moto::sdk_config(alphalab_devstack::moto::test_endpoint().unwrap())
+                .await,
+        );
+        let worker = self.worker.clone();
+        let invoke: alphalab_devstack::sqs::Invoke = Arc::new(move |event| {
+            let worker = worker.clone();
+            Box::pin(async move {
+                let mut response = Default::default();
+                for _ in 0..times {
+                    response = platform::lambda::sqs::handle_fifo_batch(event.clone(), |record| {
+                        let worker = worker.clone();
+                        async move { worker.handle(record).await }
+                    })
+                    .await;
+                }
+                response
+            })
+        });
+        self.poller = Some(Poller::start(
+            sqs,
+            self.env.steps.url.clone(),
+            VISIBILITY_SECS,
+            invoke,
+        ));
+    }
+
+    pub(crate) fn poller(&self) -> &Poller {
+        self.poller.as_ref().expect("run_steps first")
+    }
+
+    /// A user's token and id (provisioned).
+    pub(crate) async fn user(&self, clerk: &str) -> (String, Uuid) {
+        let id = store::users::provision(&self.pool, clerk)
+            .await
+            .unwrap()
+            .unwrap();
+        (self.env.token(clerk), id)
+    }
+
+    /// An agent of `user` with `model` (a baseline, or an OpenRouter model id).
+    pub(crate) async fn agent(&self, user: Uuid, model: &str, api_key_id: Option<Uuid>) -> Uuid {
+        let new: store::agents::NewAgent = serde_json::from_value(json!({
+            "name": format!("agent {}", Uuid::new_v4()), "mode": "omni", "model": model,
+            "strategy_prompt": "Trend following: buy strength, sell weakness.",
+            "indicators": ["rsi_14", "sma_20"],
+            "api_key_id": api_key_id,
+        }))
+        .unwrap();
+        let mut fields = new.fields().unwrap();
+        if let Some(kind) = engine::baseline::Kind::from_model(model) {
+            fields.indicators = kind
+                .required_indicators()
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        }
+        store::agents::create(&self.pool, user, &fields, None)
+            .await
+            .unwrap()
+            .id
+    }
+
+    /// An OpenRouter key of `user` (stored encrypted, as the api-keys function does).
+    pub(crate) async fn key(&self, user: Uuid, plaintext: &str) -> Uuid {
+        let id = Uuid::new_v4();
+        let sealed = self.keys.seal(user, id, plaintext).unwrap();
+        store::api_keys::insert(
+            &self.pool,
+            user,
+            &store::api_keys::NewKey {
+                id,
+                name: "main",
+                masked_key: &store::api_keys::mask(plaintext),
+                encrypted_key: &sealed.bytes,
+                key_version: sealed.version,
+            },
+        )
+        .await
+        .unwrap();
+        id
+    }
+
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        self.server
+            .call(method, path, Some(token), body)
+            .await
+            .unwrap()
+    }
+
+    pub(crate) async fn start_backtest(&self, token: &str, body: Value) -> Uuid {
+        let (status, answer) = self
+            .call(Method::POST, "/api/arena/backtest/start", token, Some(body))
+            .await;
+        assert_eq!(status, 201, "{answer}");
+        assert_eq!(answer["subscribe"]["action"], "subscribe");
+        answer["session"]["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    pub(crate) async fn session(&self, token: &str, id: Uuid) -> Value {
+        let (status, body) = self
+            .call(
+                Method::GET,
+                &format!("/api/arena/sessions/{id}"),
+                token,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["session"].clone()
+    }
+
+    /// Waits until the session's status is one of `statuses` (and it is over when terminal).
+    pub(crate) async fn wait_for(
+        &self,
+        token: &str,
+        id: Uuid,
+        statuses: &[&str],
+        within: Duration,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let session = self.session(token, id).await;
+            let status = session["status"].as_str().unwrap_or_default().to_owned();
+            let terminal = matches!(status.as_str(), "completed" | "failed")
+                || (status == "stopped" && !session["completed_at"].is_null());
+            if statuses.contains(&status.as_str())
+                && (terminal || !matches!(status.as_str(), "completed" | "failed" | "stopped"))
+            {
+                return session;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "session still {status} (wanted {statuses:?}): {session}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A WebSocket client subscribed to the session.
+    pub(crate) async fn watch(&self, token: &str, id: Uuid) -> Client {
+        let (mut client, _) =
+            tokio_tungstenite::connect_async(format!("{}?token={token}", self.gateway.ws_url))
+                .await
+                .expect("connect");
+        send(
+            &mut client,
+            json!({"action": "subscribe", "session_id": id}),
+        )
+        .await;
+        let answer = next_frame(&mut client, Duration::from_secs(5))
+            .await
+            .expect("subscribed");
+        assert_eq!(answer["event"], "subscribed", "{answer}");
+        client
+    }
+
+    /// Bundled candles of `asset`/`timeframe` with open times in `[start, end)` (RFC 3339),
+    /// cached and returned.
+    pub(crate) async fn load(
+        &self,
+        asset: &str,
+        timeframe: &str,
+        start: &str,
+        end: &str,
+    ) -> Vec<engine::Candle> {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("../../data/market/{asset}-{timeframe}.csv"));
+        let all = engine::parse_csv(&std::fs::read_to_string(file).unwrap()).unwrap();
+        let (from, to) = (ms(start), ms(end));
+        let candles: Vec<engine::Candle> = all
+            .into_iter()
+            .filter(|c| c.time >= from && c.time < to)
+            .collect();
+        let rows: Vec<store::market_data::CandleRow> = candles
+            .iter()
+            .map(|c| (c.time, c.open, c.high, c.low, c.close, c.volume))
+            .collect();
+        store::market_data::insert(&self.pool, asset, timeframe, "binance", &rows)
+            .await
+            .unwrap();
+        candles
+    }
+}
+
+pub(crate) fn ms(rfc3339: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .unwrap()
+        .timestamp_millis()
+}
+
+pub(crate) async fn send(client: &mut Client, message: Value) {
+    client
+        .send(Message::Text(message.to_string().into()))
+        .await
+        .unwrap();
+}
+
+/// The next text frame as JSON, or `None` within `wait`.
+pub(crate) async fn next_frame(client: &mut Client, wait: Duration) -> Option<Value> {
+    loop {
+        let next = tokio::time::timeout(wait, client.next()).await.ok()??;
+        if let Ok(Message::Text(text)) = next {
+            return Some(serde_json::from_str(&text).expect("JSON frame"));
+        }
+    }
+}
+
+/// What a watcher received: every session event in arrival order (batches opened), and the
+/// number of frames.
+#[derive(Debug, Default)]
+pub(crate) struct Watched {
+    pub(crate) events: Vec<Value>,
+    pub(crate) frames: usize,
+    pub(crate) bytes: usize,
+}
+
+impl Watched {
+    pub(crate) fn named(&self, name: &str) -> Vec<&Value> {
+        self.events.iter().filter(|e| e["event"] == name).collect()
+    }
+
+    /// Asserts the seq numbers are 1, 2, 3, ... in arrival order.
+    pub(crate) fn assert_gapless(&self) {
+        let seqs: Vec<u64> = self
+            .events
+            .iter()
+            .map(|e| e["seq"].as_u64().unwrap())
+            .collect();
+        let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
+        assert_eq!(seqs, expected, "seq in order, without gaps");
+    }
+}
+
+/// Reads frames until `session_completed` or `session_failed` (or `within` passes).
+pub(crate) async fn watch_until_end(client: &mut Client, within: Duration) -> Watched {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut watched = Watched::default();
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(frame) = next_frame(client, left).await else {
+            panic!(
+                "no end within {within:?}; last events: {:?}",
+                watched.events.iter().rev().take(3).collect::<Vec<_>>()
+            );
+        };
+        watched.frames += 1;
+        watched.bytes += frame.to_string().len();
+        let events = if frame["event"] == "batch" {
+            frame["data"]["events"].as_array().unwrap().clone()
+        } else {
+            vec![frame]
+        };
+        let mut ended = false;
+        for event in events {
+            if event["seq"].is_null() {
+                continue;
+            }
+            ended |= event["event"] == "session_completed" || event["event"] == "session_failed";
+            watched.events.push(event);
+        }
+        if ended {
+            return watched;
+        }
+    }
+}
+
+/// `alphalab backtest` on `candles`: its printed metrics.
+pub(crate) fn cli_metrics(candles: &[engine::Candle], asset: &str) -> Value {
+    let dir = std::env::temp_dir().join(format!("alphalab-arena-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{asset}-cli.csv"));
+    let mut text = String::from("time,open,high,low,close,volume\n");
+    for c in candles {
+        text.push_str(&format!(
+            "{},{},{},{},{},{}\n",
+            c.time, c.open, c.high, c.low, c.close, c.volume
+        ));
+    }
+    std::fs::write(&path, text).unwrap();
+    let out = crate::succeed(
+        &[
+            "backtest",
+            "--csv",
+            path.to_str().unwrap(),
+            "--agent",
+            "baseline/sma-cross",
+        ],
+        &[],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    serde_json::from_str::<Value>(&out).unwrap()["metrics"].clone()
+}

@@ -1,0 +1,323 @@
+//! `POST {base}/chat/completions` (PLATFORM.md, OpenRouter): one decision per call, structured
+//! output, retried with jittered exponential backoff on 408, 429 (after its `Retry-After`), 5xx,
+//! timeouts and broken connections; never on 400, 401, 402 or 403. A model that refuses
+//! `json_schema` (400) is asked again once with `json_object`.
+
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::client::OpenRouter;
+use super::error::OpenRouterError;
+use super::models::ErrorResponse;
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Message {
+    pub role: &'static str,
+    pub content: String,
+}
+
+/// How the reply is constrained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseFormat {
+    /// `{"type": "json_schema", ...}` with the engine's reply schema.
+    JsonSchema,
+    /// `{"type": "json_object"}`: for models that refuse a schema.
+    JsonObject,
+}
+
+/// A decision request. The key is passed separately and never stored here.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatRequest {
+    pub model: String,
+    /// System text first (identical across a session's calls), the candle's data last.
+    pub messages: Vec<Message>,
+    pub temperature: f64,
+    pub max_tokens: u32,
+    pub format: ResponseFormat,
+    /// The JSON schema sent with [`ResponseFormat::JsonSchema`].
+    pub schema: Value,
+}
+
+impl ChatRequest {
+    /// The body as sent.
+    pub fn body(&self) -> Value {
+        let response_format = match self.format {
+            ResponseFormat::JsonSchema => json!({
+                "type": "json_schema",
+                "json_schema": { "name": "decision", "strict": true, "schema": self.schema },
+            }),
+            ResponseFormat::JsonObject => json!({ "type": "json_object" }),
+        };
+        json!({
+            "model": self.model,
+            "messages": self.messages,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "response_format": response_format,
+            "stream": false,
+        })
+    }
+}
+
+/// A model's answer, with what it cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatReply {
+    /// The message content (the decision JSON, possibly malformed: the engine's parser decides).
+    pub content: String,
+    pub prompt_tokens: Option<u32>,
+    pub completion_tokens: Option<u32>,
+    /// USD, OpenRouter's `usage.cost`.
+    pub cost: Option<f64>,
+    /// Wall time of the whole call, retries included.
+    pub latency: Duration,
+    /// HTTP requests made (1 without retries).
+    pub attempts: u32,
+    /// The format that was accepted (after a fallback: `JsonObject`).
+    pub format: ResponseFormat,
+}
+
+/// How many attempts and how long to wait between them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    /// Requests at most (the first included).
+    pub max_attempts: u32,
+    /// First backoff; doubles per attempt, each wait drawn between half and all of it.
+    pub base_delay: Duration,
+    /// No single wait is longer (a `Retry-After` beyond it is cut to it).
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(20),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `attempt + 1` (1-based `attempt` just failed with `error`).
+    pub fn delay(&self, attempt: u32, error: &OpenRouterError) -> Duration {
+        if let OpenRouterError::RateLimited {
+            retry_after: Some(secs),
+        } = error
+        {
+            return Duration::from_secs(*secs).min(self.max_delay);
+        }
+        let full = self
+            .base_delay
+            .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+            .min(self.max_delay);
+        // "equal jitter": half fixed, half random, so retries of many sessions spread out
+        let half = full / 2;
+        half + half.mul_f64(unit_random())
+    }
+}
+
+/// A uniform number in [0, 1) from the system's random source.
+fn unit_random() -> f64 {
+    let mut bytes = [0u8; 8];
+    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
+        return 0.5;
+    }
+    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[derive(Deserialize)]
+struct ChatResponse {
+    #[serde(default)]
+    choices: Vec<Choice>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    message: ChoiceMessage,
+}
+
+#[derive(Deserialize)]
+struct ChoiceMessage {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Usage {
+    #[serde(default)]
+    prompt_tokens: Option<u32>,
+    #[serde(default)]
+    completion_tokens: Option<u32>,
+    #[serde(default)]
+    cost: Option<f64>,
+}
+
+/// Maps an error status and body to our error (no key material is in either).
+pub(super) fn classify(status: u16, retry_after: Option<u64>, body: &[u8]) -> OpenRouterError {
+    let message = || {
+        serde_json::from_slice::<ErrorResponse>(body)
+            .ok()
+            .and_then(|e| e.error.message)
+            .unwrap_or_else(|| "no message".into())
+    };
+    match status {
+        400 => OpenRouterError::BadRequest { message: message() },
+        401 | 403 => OpenRouterError::Rejected {
+            status,
+            message: message(),
+        },
+        402 => OpenRouterError::NoCredits { message: message() },
+        429 => OpenRouterError::RateLimited { retry_after },
+        _ => OpenRouterError::UnexpectedStatus { status },
+    }
+}
+
+impl OpenRouter {
+    /// Asks `request.model` for a decision with `key`, retrying transient failures per `policy`.
+    /// The error returned is the last one.
+    pub async fn chat(
+        &self,
+        key: &SecretString,
+        request: &ChatRequest,
+        policy: &RetryPolicy,
+    ) -> Result<ChatReply, OpenRouterError> {
+        let started = Instant::now();
+        let mut request = request.clone();
+        let mut attempt = 0;
+        let mut fell_back = false;
+        loop {
+            attempt += 1;
+            match self.chat_once(key, &request).await {
+                Ok(mut reply) => {
+                    reply.latency = started.elapsed();
+                    reply.attempts = attempt;
+                    reply.format = request.format;
+                    return Ok(reply);
+                }
+                Err(OpenRouterError::BadRequest { .. })
+                    if request.format == ResponseFormat::JsonSchema && !fell_back =>
+                {
+                    // the model does not take a schema: the same question as a JSON object
+                    fell_back = true;
+                    request.format = ResponseFormat::JsonObject;
+                }
+                Err(e) if e.is_transient() && attempt < policy.max_attempts => {
+                    tokio::time::sleep(policy.delay(attempt, &e)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn chat_once(
+        &self,
+        key: &SecretString,
+        request: &ChatRequest,
+    ) -> Result<ChatReply, OpenRouterError> {
+        let timeout = self.config.chat_timeout;
+        let response = self
+            .http
+            .post(format!("{}/chat/completions", self.config.base_url))
+            .timeout(timeout)
+            .bearer_auth(key.expose_secret())
+            .header("X-OpenRouter-Title", "AlphaLab")
+            .json(&request.body())
+            .send()
+            .await
+            .map_err(|e| self.transport_within(e, timeout))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_within(e, timeout))?;
+        if status != 200 {
+            return Err(classify(status, retry_after, &body));
+        }
+        let parsed: ChatResponse = serde_json::from_slice(&body)
+            .map_err(|e| OpenRouterError::InvalidBody(e.to_string()))?;
+        let content = parsed
+            .choices
+            .into_iter()
+            .next()
+            .and_then(|c| c.message.content)
+            .ok_or_else(|| OpenRouterError::InvalidBody("no choices[0].message.content".into()))?;
+        let usage = parsed.usage;
+        Ok(ChatReply {
+            content,
+            prompt_tokens: usage.as_ref().and_then(|u| u.prompt_tokens),
+            completion_tokens: usage.as_ref().and_then(|u| u.completion_tokens),
+            cost: usage.as_ref().and_then(|u| u.cost),
+            latency: Duration::ZERO,
+            attempts: 1,
+            format: request.format,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_honours_retry_after() {
+        let policy = RetryPolicy::default();
+        for attempt in 1..=3 {
+            let full = Duration::from_millis(500) * (1 << (attempt - 1));
+            let d = policy.delay(attempt, &OpenRouterError::UnexpectedStatus { status: 500 });
+            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
+        }
+        let limited = OpenRouterError::RateLimited {
+            retry_after: Some(3),
+        };
+        assert_eq!(policy.delay(1, &limited), Duration::from_secs(3));
+        let long = OpenRouterError::RateLimited {
+            retry_after: Some(3600),
+        };
+        assert_eq!(policy.delay(1, &long), Duration::from_secs(20));
+    }
+
+    #[test]
+    fn final_statuses_are_not_retried() {
+        for status in [400, 401, 402, 403] {
+            assert!(!classify(status, None, b"{}").is_transient(), "{status}");
+        }
+        for status in [408, 429, 500, 502, 503] {
+            assert!(classify(status, None, b"{}").is_transient(), "{status}");
+        }
+    }
+
+    #[test]
+    fn the_body_carries_the_schema_or_json_object() {
+        let mut request = ChatRequest {
+            model: "openai/gpt-4o-mini".into(),
+            messages: vec![Message {
+                role: "user",
+                content: "hi".into(),
+            }],
+            temperature: 0.3,
+            max_tokens: 150,
+            format: ResponseFormat::JsonSchema,
+            schema: json!({"type": "object"}),
+        };
+        let body = request.body();
+        assert_eq!(body["response_format"]["type"], "json_schema");
+        assert_eq!(body["response_format"]["json_schema"]["strict"], true);
+        assert_eq!(body["max_tokens"], 150);
+        request.format = ResponseFormat::JsonObject;
+        assert_eq!(
+            request.body()["response_format"],
+            json!({"type": "json_object"})
+        );
+    }
+}

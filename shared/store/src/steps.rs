@@ -1,0 +1,440 @@
+//! What the backtest step worker reads and writes (DESIGN section 5). Every query is scoped by
+//! the session's user (the step message names both).
+//!
+//! - [`load`]: the session as a step needs it (checkpoint, version, controls).
+//! - [`save_thoughts`]: model decisions, persisted the moment they return, one row per session and
+//!   candle; the first stored answer wins and is what every replay uses.
+//! - [`commit`]: trades, the new checkpoint and cursor, the event numbers and (at the end) the
+//!   result, notification and activity entry, in ONE transaction conditional on the version the
+//!   step read. A stale or duplicate step commits nothing.
+
+use chrono::{DateTime, Utc};
+use engine::{Metrics, Trade};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::activity;
+
+/// A session as the step worker reads it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StepState {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub agent_id: Option<Uuid>,
+    pub status: String,
+    pub speed: String,
+    pub version: i64,
+    pub cursor: i64,
+    pub total_candles: Option<i64>,
+    pub checkpoint: Option<Value>,
+    pub agent_snapshot: Value,
+    pub config: Value,
+    pub asset: String,
+    pub timeframe: String,
+    pub start_date: Option<DateTime<Utc>>,
+    pub end_date: Option<DateTime<Utc>>,
+    pub starting_capital: f64,
+    pub last_watched_at: Option<DateTime<Utc>>,
+    pub model_failures: i32,
+    pub data_ready: bool,
+    pub failure_reason: Option<String>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+}
+
+/// The session `session_id` of `user_id`.
+pub async fn load(
+    pool: &PgPool,
+    user_id: Uuid,
+    session_id: Uuid,
+) -> Result<Option<StepState>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, user_id, agent_id, status, speed, version, cursor, total_candles, checkpoint,
+                agent_snapshot, config, asset, timeframe, start_date, end_date, starting_capital,
+                last_watched_at, model_failures, data_ready, failure_reason, completed_at, started_at
+         FROM test_sessions WHERE user_id = $1 AND id = $2",
+    )
+    .bind(user_id)
+    .bind(session_id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// One model decision as stored in `ai_thoughts`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Thought {
+    pub candle_index: i64,
+    pub candle_time: DateTime<Utc>,
+    /// SHA-256 of the request sent (hex).
+    pub prompt_hash: Option<String>,
+    /// `long`, `short`, `hold` or `close`.
+    pub action: String,
+    pub reasoning: String,
+    pub confidence: Option<i32>,
+    /// The order as read from the reply (leverage, stop-loss, take-profit, size).
+    pub order_details: Option<Value>,
+    /// The reply, kept when it could not be used.
+    pub raw_response: Option<String>,
+    pub prompt_tokens: Option<i32>,
+    pub completion_tokens: Option<i32>,
+    pub cost_usd: Option<f64>,
+    pub latency_ms: Option<i32>,
+    /// Why the reply could not be used, or why the call failed.
+    pub error: Option<String>,
+}
+
+/// The stored decisions of candles `from..to` (indexes), in order.
+pub async fn thoughts(
+    pool: &PgPool,
+    user_id: Uuid,
+    session_id: Uuid,
+    from: i64,
+    to: i64,
+) -> Result<Vec<Thought>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT candle_index, candle_time, prompt_hash, action, reasoning, confidence,
+                order_details, raw_response, prompt_tokens, completion_tokens, cost_usd,
+                latency_ms, error
+         FROM ai_thoughts WHERE user_id = $1 AND session_id = $2
+           AND candle_index >= $3 AND candle_index < $4
+         ORDER BY candle_index",
+    )
+    .bind(user_id)
+    .bind(session_id)
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await
+}
+
+/// Persists `new` decisions (one multi-row insert) and adds their calls, tokens and cost to the
+/// session's totals in the same statement. A candle that already has a decision keeps it (a
+/// replay racing a crash); returns the stored decisions of these candles, which are the ones to
+/// apply.
+pub async fn save_thoughts(
+    pool: &PgPool,
+    user_id: Uuid,
+    session_id: Uuid,
+    new: &[Thought],
+) -> Result<Vec<Thought>, sqlx::Error> {
+    if new.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = serde_json::to_value(new).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query(
+        "WITH ins AS (
+             INSERT INTO ai_thoughts (session_id, user_id, candle_index, candle_time, prompt_hash,
+                 action, reasoning, confidence, order_details, raw_response, prompt_tokens,
+                 completion_tokens, cost_usd, latency_ms, error)
+             SELECT $2, $1, t.candle_index, t.candle_time, t.prompt_hash, t.action, t.reasoning,
+                    t.confidence, t.order_details, t.raw_response, t.prompt_tokens,
+                    t.completion_tokens, t.cost_usd, t.latency_ms, t.error
+             FROM jsonb_to_recordset($3) AS t(candle_index bigint, candle_time timestamptz,
+                 prompt_hash text, action text, reasoning text, confidence integer,
+                 order_details jsonb, raw_response text, prompt_tokens integer,
+                 completion_tokens integer, cost_usd double precision, latency_ms integer,
+                 error text)
+             ON CONFLICT (session_id, candle_index) DO NOTHING
+             RETURNING prompt_tokens, completion_tokens, cost_usd, prompt_hash)
+         UPDATE test_sessions SET
+             model_calls = model_calls + (SELECT count(*) FROM ins WHERE prompt_hash IS NOT NULL),
+             prompt_tokens = prompt_tokens + (SELECT coalesce(sum(prompt_tokens), 0) FROM ins),
+             completion_tokens = completion_tokens + (SELECT coalesce(sum(completion_tokens), 0) FROM ins),
+             model_cost_usd = model_cost_usd + (SELECT coalesce(sum(cost_usd), 0) FROM ins)
+         WHERE user_id = $1 AND id = $2",
+    )
+    .bind(user_id)
+    .bind(session_id)
+    .bind(rows)
+    .execute(pool)
+    .await?;
+    let first = new.iter().map(|t| t.candle_index).min().unwrap_or(0);
+    let last = new.iter().map(|t| t.candle_index).max().unwrap_or(0);
+    thoughts(pool, user_id, session_id, first, last + 1).await
+}
+
+/// How a session ends in this commit.
+#[derive(Debug, Clone)]
+pub enum Finish<'a> {
+    /// The last candle was processed (`completed`), or the user stopped it (`stopped`): the
+    /// result is written.
+    Result {
+        status: &'static str,
+        /// The `test_results` row's id (chosen by the caller, so the completion event can name it).
+        result_id: Uuid,
+        metrics: &'a Metrics,
+        mode: &'a str,
+        duration_seconds: i64,
+    },
+    /// The session cannot go on (`failed`), for `reason`.
+    Failed { reason: &'a str },
+}
+
+/// What one commit writes.
+#[derive(Debug, Clone)]
+pub struct Commit<'a> {
+    pub user_id: Uuid,
+    pub session_id: Uuid,
+    /// The version the step read: the commit happens only if it is still current.
+    pub version: i64,
+    pub checkpoint: &'a Value,
+    /// Index of the next candle.
+    pub cursor: i64,
+    pub total_candles: i64,
+    /// Trades closed since the last commit.
+    pub trades: &'a [Trade],
+    /// How many session events this commit numbers.
+    pub events: i64,
+    pub live_stats: &'a Value,
+    pub last_watched_at: Option<DateTime<Utc>>,
+    pub model_failures: i32,
+    pub finish: Option<Finish<'a>>,
+}
+
+/// The session after a commit. The events of the commit are numbered
+/// `last_seq - events + 1 ..= last_seq`.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Committed {
+    pub status: String,
+    pub speed: String,
+    pub version: i64,
+    pub last_seq: i64,
+    #[sqlx(skip)]
+    pub result_id: Option<Uuid>,
+}
+
+fn to_time(ms: i64) -> Result<DateTime<Utc>, sqlx::Error> {
+    DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| sqlx::Error::Encode(format!("time {ms} out of range").into()))
+}
+
+/// Writes `c` in one transaction if the session's version is still `c.version`; `None` when it
+/// is not (a stale or duplicate step: nothing was written).
+pub async fn commit(pool: &PgPool, c: &Commit<'_>) -> Result<Option<Committed>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let (final_status, reason): (Option<&str>, Option<&str>) = match &c.finish {
+        None => (None, None),
+        Some(Finish::Result { status, .. }) => (Some(status), None),
+        Some(Finish::Failed { reason }) => (Some("failed"), Some(reason)),
+    };
+    let committed: Option<Committed> = sqlx::query_as(
+        "UPDATE test_sessions SET
+             checkpoint = $4, cursor = $5, total_candles = $6, version = version + 1,
+             event_seq = event_seq + $7, live_stats = $8,
+             last_watched_at = coalesce($9, last_watched_at), model_failures = $10,
+             data_ready = true, last_advanced_at = now(), updated_at = now(),
+             started_at = coalesce(started_at, now()),
+             status = CASE WHEN $11::text IS NOT NULL THEN $11
+                           WHEN status = 'pending' THEN 'running' ELSE status END,
+             failure_reason = CASE WHEN $11::text = 'failed' THEN $12
+                                   WHEN $11::text = 'completed' THEN NULL ELSE failure_reason END,
+             completed_at = CASE WHEN $11::text IS NOT NULL THEN now() ELSE completed_at END
+         WHERE user_id = $1 AND id = $2 AND version = $3
+         RETURNING status, speed, version, event_seq AS last_seq",
+    )
+    .bind(c.user_id)
+    .bind(c.session_id)
+    .bind(c.version)
+    .bind(c.checkpoint)
+    .bind(c.cursor)
+    .bind(c.total_candles)
+    .bind(c.events)
+    .bind(c.live_stats)
+    .bind(c.last_watched_at)
+    .bind(c.model_failures)
+    .bind(final_status)
+    .bind(reason)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(mut committed) = committed else {
+        return Ok(None);
+    };
+    if !c.trades.is_empty() {
+        insert_trades(&mut tx, c).await?;
+    }
+    match &c.finish {
+        None => {}
+        Some(Finish::Result {
+            status,
+            result_id,
+            metrics,
+            mode,
+            duration_seconds,
+        }) => {
+            insert_result(&mut tx, c, *result_id, metrics, mode, *duration_seconds).await?;
+            committed.result_id = Some(*result_id);
+            let (action, title) = if *status == "completed" {
+                ("test_completed", "Backtest completed")
+            } else {
+                ("test_stopped", "Backtest stopped")
+            };
+            let message = format!(
+                "{title}: {:+.2} % over {} candles, {} trades.",
+                metrics.total_return_pct, metrics.candles, metrics.total_trades
+            );
+            notify(
+                &mut tx,
+                c,
+                "test_completed",
+                "notify_test_completed",
+                title,
+                &message,
+            )
+            .await?;
+            activity::record(
+                &mut tx,
+                c.user_id,
+                action,
+                "session",
+                c.session_id,
+                serde_json::json!({ "total_return_pct": metrics.total_return_pct,
+                                    "total_trades": metrics.total_trades }),
+            )
+            .await?;
+        }
+        Some(Finish::Failed { reason }) => {
+            let message = format!("Backtest failed: {reason}");
+            notify(
+                &mut tx,
+                c,
+                "test_failed",
+                "notify_test_failed",
+                "Backtest failed",
+                &message,
+            )
+            .await?;
+            activity::record(
+                &mut tx,
+                c.user_id,
+                "test_failed",
+                "session",
+                c.session_id,
+                serde_json::json!({ "reason": reason }),
+            )
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(Some(committed))
+}
+
+async fn insert_trades(tx: &mut sqlx::PgConnection, c: &Commit<'_>) -> Result<(), sqlx::Error> {
+    let mut rows = Vec::with_capacity(c.trades.len());
+    for t in c.trades {
+        rows.push(serde_json::json!({
+            "trade_no": t.trade_no, "side": t.side.as_str(),
+            "entry_time": to_time(t.entry_time)?, "entry_price": t.entry_price,
+            "exit_time": to_time(t.exit_time)?, "exit_price": t.exit_price,
+            "quantity": t.quantity, "leverage": t.leverage, "stop_loss": t.stop_loss,
+            "take_profit": t.take_profit, "pnl": t.pnl, "pnl_pct": t.pnl_pct, "fees": t.fees,
+            "exit_type": t.exit_type.as_str(),
+        }));
+    }
+    sqlx::query(
+        "INSERT INTO trades (session_id, user_id, trade_no, side, entry_time, entry_price,
+             exit_time, exit_price, quantity, leverage, stop_loss, take_profit, pnl, pnl_pct,
+             fees, exit_type)
+         SELECT $2, $1, t.trade_no, t.side, t.entry_time, t.entry_price, t.exit_time,
+                t.exit_price, t.quantity, t.leverage, t.stop_loss, t.take_profit, t.pnl,
+                t.pnl_pct, t.fees, t.exit_type
+         FROM jsonb_to_recordset($3) AS t(trade_no integer, side text, entry_time timestamptz,
+             entry_price double precision, exit_time timestamptz, exit_price double precision,
+             quantity double precision, leverage integer, stop_loss double precision,
+             take_profit double precision, pnl double precision, pnl_pct double precision,
+             fees double precision, exit_type text)",
+    )
+    .bind(c.user_id)
+    .bind(c.session_id)
+    .bind(Value::Array(rows))
+    .execute(tx)
+    .await
+    .map(drop)
+}
+
+/// The metrics as `alphalab backtest` prints them (without the equity curve, which has its own
+/// column).
+pub fn metrics_json(metrics: &Metrics) -> Value {
+    let mut value = serde_json::to_value(metrics).unwrap_or(Value::Null);
+    if let Some(m) = value.as_object_mut() {
+        m.remove("equity_curve");
+    }
+    value
+}
+
+async fn insert_result(
+    tx: &mut sqlx::PgConnection,
+    c: &Commit<'_>,
+    id: Uuid,
+    m: &Metrics,
+    mode: &str,
+    duration_seconds: i64,
+) -> Result<(), sqlx::Error> {
+    let curve =
+        serde_json::to_value(&m.equity_curve).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query(
+        "INSERT INTO test_results (id, session_id, user_id, agent_id, type, mode, asset, timeframe,
+             start_date, end_date, starting_capital, final_equity, total_pnl, total_pnl_pct,
+             buy_hold_return_pct, max_drawdown_pct, win_rate, profit_factor, sharpe_ratio,
+             sortino_ratio, calmar_ratio, total_trades, winning_trades, losing_trades, fees_paid,
+             metrics, equity_curve, agent_snapshot, config, duration_seconds)
+         SELECT $19, s.id, s.user_id, s.agent_id, s.type, $3, s.asset, s.timeframe, s.start_date,
+                s.end_date, s.starting_capital, $4, $4 - s.starting_capital,
+                ($4 - s.starting_capital) / s.starting_capital * 100, $5, $6, $7, $8, $9, $10,
+                $11, $12, $13, $14, $15, $16, $17, s.agent_snapshot, s.config, $18
+         FROM test_sessions s WHERE s.user_id = $1 AND s.id = $2",
+    )
+    .bind(c.user_id)
+    .bind(c.session_id)
+    .bind(mode)
+    .bind(m.final_equity)
+    .bind(m.buy_hold_return_pct)
+    .bind(m.max_drawdown_pct)
+    .bind(m.win_rate_pct)
+    .bind(m.profit_factor)
+    .bind(m.sharpe_ratio)
+    .bind(m.sortino_ratio)
+    .bind(m.calmar_ratio)
+    .bind(m.total_trades as i32)
+    .bind(m.winning_trades as i32)
+    .bind(m.losing_trades as i32)
+    .bind(m.fees_paid)
+    .bind(metrics_json(m))
+    .bind(curve)
+    .bind(duration_seconds)
+    .bind(id)
+    .execute(tx)
+    .await
+    .map(drop)
+}
+
+/// A notification of `kind`, unless the user turned `setting` off.
+async fn notify(
+    tx: &mut sqlx::PgConnection,
+    c: &Commit<'_>,
+    kind: &'static str,
+    setting: &'static str,
+    title: &str,
+    message: &str,
+) -> Result<(), sqlx::Error> {
+    let sql: &'static str = match setting {
+        "notify_test_completed" => {
+            "INSERT INTO notifications (user_id, type, title, message, data)
+             SELECT $1, $2, $3, $4, $5 FROM user_settings WHERE user_id = $1 AND notify_test_completed"
+        }
+        _ => {
+            "INSERT INTO notifications (user_id, type, title, message, data)
+             SELECT $1, $2, $3, $4, $5 FROM user_settings WHERE user_id = $1 AND notify_test_failed"
+        }
+    };
+    sqlx::query(sql)
+        .bind(c.user_id)
+        .bind(kind)
+        .bind(title)
+        .bind(message)
+        .bind(serde_json::json!({ "session_id": c.session_id }))
+        .execute(tx)
+        .await
+        .map(drop)
+}
