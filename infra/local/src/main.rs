@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 
 mod api;
 mod backtest;
+mod bench_arena;
 mod bench_ws;
 mod data;
 mod rotate;
@@ -34,6 +35,10 @@ enum Command {
     /// Measure publish-to-receive latency and events per second through the local WebSocket
     /// gateway, for 1 and 100 subscribers (starts its own Postgres and moto).
     BenchWs(bench_ws::BenchWsArgs),
+    /// Run a year of hourly sma-cross at instant through the local stack (arena function, moto
+    /// SQS, backtest-step, Postgres, one WebSocket subscriber); report wall time, steps and
+    /// WebSocket messages (starts its own Postgres and moto).
+    BenchArena(bench_arena::BenchArenaArgs),
     /// Re-encrypt every stored API key with the active version of ENCRYPTION_KEYS (idempotent,
     /// in batches).
     RotateKeys(rotate::RotateArgs),
@@ -64,6 +69,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::RotateKeys(args) => rotate::run(args).await,
         Command::BenchWs(args) => bench_ws::run(args).await,
+        Command::BenchArena(args) => bench_arena::run(args).await,
         Command::LoadData => {
             let pool = sqlx::PgPool::connect(&database_url()?).await?;
             let rows = data::load_bundled(&pool).await?;

@@ -200,7 +200,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     let _ = ws_cell.set(ws);
     let pool = states.api.pool.clone();
     // the backtest-step function, fed by a local event source mapping
-    let (_poller, _worker) = crate::steps::start(&env, &aws_endpoint).await?;
+    let (_poller, _worker) = crate::steps::start(&env).await?;
 
     let demo = store::users::provision(&pool, DEMO_USER)
         .await?
@@ -256,6 +256,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
                 "  websocat \"{}?token=$TOKEN\"   then type {{\"action\":\"ping\"}}",
                 gateway.ws_url
             );
+            println!("Run and watch a backtest of the demo agent: README, \"Run a backtest\".");
             println!("More tokens: cargo run --bin alphalab -- token [user-id]. Stop with Ctrl-C.");
         }
         (None, Some(clerk)) => {

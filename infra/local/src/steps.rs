@@ -30,15 +30,23 @@ pub(crate) fn invoke(worker: arena::Worker) -> Invoke {
     })
 }
 
-/// Builds the step function from `env` and starts polling its queue.
-pub(crate) async fn start(env: &Env<'_>, aws_endpoint: &str) -> Result<(Poller, arena::Worker)> {
+/// Builds the step function from `env` and starts polling its queue (`STEPS_QUEUE_URL`).
+pub(crate) async fn start(env: &Env<'_>) -> Result<(Poller, arena::Worker)> {
+    start_with(env, VISIBILITY_SECS as i32).await
+}
+
+/// [`start`] receiving with `visibility_secs`.
+pub(crate) async fn start_with(
+    env: &Env<'_>,
+    visibility_secs: i32,
+) -> Result<(Poller, arena::Worker)> {
     let config = alphalab_backtest_step::Config::from_env(env)?;
     let worker = alphalab_backtest_step::worker(&config).await?;
-    let sqs = aws_sdk_sqs::Client::new(&alphalab_devstack::moto::sdk_config(aws_endpoint).await);
+    let sqs = aws_sdk_sqs::Client::new(&config.steps.aws.sdk_config().await);
     let poller = Poller::start(
         sqs,
         config.steps.queue_url.clone(),
-        VISIBILITY_SECS as i32,
+        visibility_secs,
         invoke(worker.clone()),
     );
     Ok((poller, worker))

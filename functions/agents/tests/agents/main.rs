@@ -48,6 +48,7 @@ async fn an_agent_is_created_read_and_listed_with_its_stats() {
     assert_eq!(agent["best_pnl_pct"], Value::Null);
     assert_eq!(agent["last_tested_at"], Value::Null);
     assert_eq!(agent["api_key_id"], Value::Null);
+    assert_eq!(agent["temperature"], 0.3, "the default temperature");
     let id = agent["id"].as_str().unwrap();
     let (status, got) = app.get(&format!("/api/agents/{id}"), Some(&token)).await;
     assert_eq!((status, &got["agent"]), (200, agent));
@@ -92,6 +93,16 @@ async fn each_rule_answers_422_naming_the_field() {
             json!({"strategy_prompt": "p".repeat(8001)}),
             "strategy_prompt",
             "1 to 8000",
+        ),
+        (
+            json!({"temperature": 2.5}),
+            "temperature",
+            "between 0 and 2",
+        ),
+        (
+            json!({"temperature": -0.1}),
+            "temperature",
+            "between 0 and 2",
         ),
     ];
     for (change, field, says) in cases {
@@ -171,12 +182,13 @@ async fn a_partial_update_changes_only_its_fields_and_accepts_what_a_get_returne
             Method::PUT,
             &path,
             Some(&token),
-            json!({"name": "After", "mode": "monk"}),
+            json!({"name": "After", "mode": "monk", "temperature": 0.9}),
         )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["agent"]["name"], "After");
     assert_eq!(body["agent"]["mode"], "monk");
+    assert_eq!(body["agent"]["temperature"], 0.9);
     assert_eq!(body["agent"]["model"], "anthropic/claude-3.5-sonnet");
     // send back what was read, changed in one place
     let mut read = body["agent"].clone();

@@ -2,3 +2,4 @@
 
 mod aws;
 mod prerequisites;
+mod sqs;

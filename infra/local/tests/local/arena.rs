@@ -36,6 +36,9 @@ pub(crate) struct Arena {
     pub(crate) openrouter: MockOpenRouter,
     pub(crate) pool: PgPool,
     pub(crate) keys: adapters::crypto::Keyring,
+    pub(crate) binance: alphalab_devstack::binance::MockBinance,
+    /// The visibility timeout the poller receives with ([`VISIBILITY_SECS`] unless changed).
+    pub(crate) visibility: i32,
     poller: Option<Poller>,
 }
 
@@ -94,6 +97,8 @@ impl Arena {
             openrouter,
             pool,
             keys,
+            binance,
+            visibility: VISIBILITY_SECS,
             poller: None,
         }
     }
@@ -128,7 +133,7 @@ impl Arena {
         self.poller = Some(Poller::start(
             sqs,
             self.env.steps.url.clone(),
-            VISIBILITY_SECS,
+            self.visibility,
             invoke,
         ));
     }

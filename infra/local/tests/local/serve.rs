@@ -195,6 +195,44 @@ async fn serve_prints_a_working_token_and_stops_cleanly_on_ctrl_c() {
     let loaded = output.iter().any(|l| l.contains("bundled candles"));
     assert!(loaded, "output: {output:#?}");
 
+    // a backtest of the demo agent on the bundled data runs through the local steps queue
+    let started: serde_json::Value = client
+        .post(format!("http://127.0.0.1:{api}/api/arena/backtest/start"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"agent_id": agents["agents"][0]["id"], "asset": "BTCUSDT",
+            "timeframe": "1h", "start_date": "2022-01-01", "end_date": "2022-02-01", "speed": "instant"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let session = started["session"]["id"]
+        .as_str()
+        .expect("a session")
+        .to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let read: serde_json::Value = client
+            .get(format!(
+                "http://127.0.0.1:{api}/api/arena/sessions/{session}"
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if read["session"]["status"] == "completed" {
+            assert_eq!(read["session"]["progress"]["cursor"], 744);
+            assert!(read["session"]["result"]["metrics"]["total_return_pct"].is_number());
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{read}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // the issuer key is readable by its owner only
     use std::os::unix::fs::PermissionsExt;
     let key = data_dir.join("issuer/signing-key.der");

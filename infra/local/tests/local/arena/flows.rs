@@ -450,3 +450,172 @@ async fn start_refuses_each_invalid_field_by_name_and_sends_nothing() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_range_missing_from_the_cache_is_fetched_by_the_first_step_with_its_gaps() {
+    let mut arena = Arena::start(&[]).await;
+    let (token, user) = arena.user("user_arena_fetch").await;
+    let agent = arena.agent(user, "baseline/buy-and-hold", None).await;
+    // the mock exchange has hourly candles from 2022-01-01 with hours 100..105 missing
+    let id = arena
+        .start_backtest(
+            &token,
+            start_body(agent, "2022-01-01", "2022-01-08", "instant"),
+        )
+        .await;
+    assert!(
+        arena.binance.requests().is_empty(),
+        "nothing fetched within the request"
+    );
+    arena.run_steps().await;
+    let session = arena
+        .wait_for(&token, id, &["completed"], Duration::from_secs(30))
+        .await;
+    assert_eq!(session["progress"]["total"], 168 - 5, "the gap stays a gap");
+    assert_eq!(session["result"]["metrics"]["candles"], 163);
+    assert_eq!(arena.binance.requests().len(), 1);
+    let cached: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM market_data_cache WHERE asset = 'BTCUSDT' AND timeframe = '1h'",
+    )
+    .fetch_one(&arena.pool)
+    .await
+    .unwrap();
+    assert_eq!(cached, 163);
+    // a second session over the same range reads the cache only
+    let again = arena
+        .start_backtest(
+            &token,
+            start_body(agent, "2022-01-02", "2022-01-07", "instant"),
+        )
+        .await;
+    arena
+        .wait_for(&token, again, &["completed"], Duration::from_secs(30))
+        .await;
+    assert_eq!(arena.binance.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_step_that_keeps_failing_is_retried_at_once_and_fails_the_session_on_its_last_delivery() {
+    let mut arena = Arena::start(&[]).await;
+    // a long visibility timeout: only the step's own "retry now" brings a failed record back
+    // quickly (five deliveries would otherwise take minutes)
+    arena.visibility = 120;
+    arena.binance.fail_next(&[500; 50]);
+    let (token, user) = arena.user("user_arena_unavailable").await;
+    let agent = arena.agent(user, "baseline/buy-and-hold", None).await;
+    let id = arena
+        .start_backtest(
+            &token,
+            start_body(agent, "2022-01-01", "2022-01-08", "instant"),
+        )
+        .await;
+    arena.run_steps().await;
+    let session = arena
+        .wait_for(&token, id, &["failed"], Duration::from_secs(30))
+        .await;
+    let reason = session["reason"].as_str().unwrap();
+    assert!(reason.contains("Binance answered 500"), "{reason}");
+    let stats = &arena.poller().stats;
+    assert_eq!(
+        stats
+            .reported_failures
+            .load(std::sync::atomic::Ordering::SeqCst),
+        4
+    );
+    let notes: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM notifications WHERE user_id = $1 AND type = 'test_failed'",
+    )
+    .bind(user)
+    .fetch_one(&arena.pool)
+    .await
+    .unwrap();
+    assert_eq!(notes, 1);
+}
+
+#[tokio::test]
+async fn a_paced_session_nobody_watches_runs_at_instant() {
+    let mut arena = Arena::start(&[]).await;
+    arena
+        .load(
+            "BTCUSDT",
+            "1h",
+            "2021-04-01T00:00:00Z",
+            "2021-04-05T00:00:00Z",
+        )
+        .await;
+    let (token, user) = arena.user("user_arena_idle").await;
+    let agent = arena.agent(user, "baseline/sma-cross", None).await;
+    let id = arena
+        .start_backtest(
+            &token,
+            start_body(agent, "2021-04-01", "2021-04-05", "slow"),
+        )
+        .await;
+    // last watched three minutes ago (a start counts as watched: the client has two minutes to
+    // subscribe before pacing stops)
+    sqlx::query(
+        "UPDATE test_sessions SET last_watched_at = now() - interval '3 minutes' WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&arena.pool)
+    .await
+    .unwrap();
+    arena.run_steps().await;
+    // 96 candles at slow would take 96 s
+    let session = arena
+        .wait_for(&token, id, &["completed"], Duration::from_secs(30))
+        .await;
+    assert_eq!(
+        session["speed"], "slow",
+        "the speed setting itself is unchanged"
+    );
+    assert_eq!(session["progress"]["cursor"], 96);
+}
+
+#[tokio::test]
+async fn stopping_a_paused_session_finishes_it_without_a_resume() {
+    let mut arena = Arena::start(&[]).await;
+    arena
+        .load(
+            "BTCUSDT",
+            "1h",
+            "2021-03-01T00:00:00Z",
+            "2021-03-05T00:00:00Z",
+        )
+        .await;
+    let (token, user) = arena.user("user_arena_stop_paused").await;
+    let agent = arena.agent(user, "baseline/sma-cross", None).await;
+    let id = arena
+        .start_backtest(
+            &token,
+            start_body(agent, "2021-03-01", "2021-03-05", "fast"),
+        )
+        .await;
+    arena.run_steps().await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (status, _) = arena
+        .call(
+            Method::POST,
+            &format!("/api/arena/backtest/{id}/pause"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, _) = arena
+        .call(
+            Method::POST,
+            &format!("/api/arena/backtest/{id}/stop"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let stopped = arena
+        .wait_for(&token, id, &["stopped"], Duration::from_secs(10))
+        .await;
+    let cursor = stopped["progress"]["cursor"].as_i64().unwrap();
+    assert!(cursor > 0 && cursor < 96, "{stopped}");
+    assert_eq!(stopped["result"]["metrics"]["candles"], cursor);
+}
