@@ -213,15 +213,15 @@ async fn validate(
                     "agent_id",
                     "the agent needs an OpenRouter key: add one (POST /api/api-keys) or set the agent's api_key_id",
                 )),
-                Some((_, status, reason)) if matches!(status.as_str(), "invalid" | "no_credits") => {
-                    errors.push(FieldError::new(
+                Some(key) if matches!(key.status.as_str(), "invalid" | "no_credits") => errors
+                    .push(FieldError::new(
                         "agent_id",
                         format!(
-                            "the agent's OpenRouter key is {status}{}; validate it again or use another key",
-                            reason.map(|r| format!(" ({r})")).unwrap_or_default()
+                            "the agent's OpenRouter key is {}{}; validate it again or use another key",
+                            key.status,
+                            key.status_reason.map(|r| format!(" ({r})")).unwrap_or_default()
                         ),
-                    ))
-                }
+                    )),
                 Some(_) => {}
             }
         }

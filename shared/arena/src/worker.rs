@@ -473,8 +473,11 @@ impl Worker {
                 .map(Decider::Baseline)
                 .map_err(|e| format!("baseline: {e}")));
         }
-        let Some((stored, status, reason)) =
-            store::api_keys::for_session(&self.pool, s.user_id, snapshot.api_key_id).await?
+        let Some(store::api_keys::SessionKey {
+            key: stored,
+            status,
+            status_reason: reason,
+        }) = store::api_keys::for_session(&self.pool, s.user_id, snapshot.api_key_id).await?
         else {
             return Ok(Err(
                 "no OpenRouter key: the agent's key was deleted and there is no default key".into(),
@@ -725,13 +728,13 @@ impl Worker {
             _ => None,
         };
         if let Some(status) = status
-            && let Some((key, _, _)) =
+            && let Some(session_key) =
                 store::api_keys::for_session(&self.pool, run.user_id, run.api_key_id).await?
         {
             store::api_keys::record_check(
                 &self.pool,
                 run.user_id,
-                key.id,
+                session_key.key.id,
                 &store::api_keys::CheckResult {
                     status,
                     reason: Some(e.to_string()),

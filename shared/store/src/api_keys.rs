@@ -406,32 +406,27 @@ mod tests {
     }
 }
 
-/// The key a session uses: `id` when given, else the user's default; with its status.
+/// A key as a session uses it: the sealed key and its last known status.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionKey {
+    #[sqlx(flatten)]
+    pub key: StoredKey,
+    pub status: String,
+    pub status_reason: Option<String>,
+}
+
+/// The key a session uses: `id` when given, else the user's default.
 pub async fn for_session(
     pool: &PgPool,
     user_id: Uuid,
     id: Option<Uuid>,
-) -> Result<Option<(StoredKey, String, Option<String>)>, sqlx::Error> {
-    let row: Option<(Uuid, Uuid, Vec<u8>, i32, String, Option<String>)> = sqlx::query_as(
+) -> Result<Option<SessionKey>, sqlx::Error> {
+    sqlx::query_as(
         "SELECT id, user_id, encrypted_key, key_version, status, status_reason FROM api_keys
          WHERE user_id = $1 AND (id = $2 OR ($2 IS NULL AND is_default))",
     )
     .bind(user_id)
     .bind(id)
     .fetch_optional(pool)
-    .await?;
-    Ok(row.map(
-        |(id, user_id, encrypted_key, key_version, status, reason)| {
-            (
-                StoredKey {
-                    id,
-                    user_id,
-                    encrypted_key,
-                    key_version,
-                },
-                status,
-                reason,
-            )
-        },
-    ))
+    .await
 }

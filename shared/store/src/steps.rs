@@ -274,15 +274,7 @@ pub async fn commit(pool: &PgPool, c: &Commit<'_>) -> Result<Option<Committed>, 
                 "{title}: {:+.2} % over {} candles, {} trades.",
                 metrics.total_return_pct, metrics.candles, metrics.total_trades
             );
-            notify(
-                &mut tx,
-                c,
-                "test_completed",
-                "notify_test_completed",
-                title,
-                &message,
-            )
-            .await?;
+            notify(&mut tx, c, false, title, &message).await?;
             activity::record(
                 &mut tx,
                 c.user_id,
@@ -296,15 +288,7 @@ pub async fn commit(pool: &PgPool, c: &Commit<'_>) -> Result<Option<Committed>, 
         }
         Some(Finish::Failed { reason }) => {
             let message = format!("Backtest failed: {reason}");
-            notify(
-                &mut tx,
-                c,
-                "test_failed",
-                "notify_test_failed",
-                "Backtest failed",
-                &message,
-            )
-            .await?;
+            notify(&mut tx, c, true, "Backtest failed", &message).await?;
             activity::record(
                 &mut tx,
                 c.user_id,
@@ -409,32 +393,27 @@ async fn insert_result(
     .map(drop)
 }
 
-/// A notification of `kind`, unless the user turned `setting` off.
+/// A `test_completed` (or, when `failed`, `test_failed`) notification, unless the user turned
+/// `notify_test_completed` (`notify_test_failed`) off.
 async fn notify(
     tx: &mut sqlx::PgConnection,
     c: &Commit<'_>,
-    kind: &'static str,
-    setting: &'static str,
+    failed: bool,
     title: &str,
     message: &str,
 ) -> Result<(), sqlx::Error> {
-    let sql: &'static str = match setting {
-        "notify_test_completed" => {
-            "INSERT INTO notifications (user_id, type, title, message, data)
-             SELECT $1, $2, $3, $4, $5 FROM user_settings WHERE user_id = $1 AND notify_test_completed"
-        }
-        _ => {
-            "INSERT INTO notifications (user_id, type, title, message, data)
-             SELECT $1, $2, $3, $4, $5 FROM user_settings WHERE user_id = $1 AND notify_test_failed"
-        }
-    };
-    sqlx::query(sql)
-        .bind(c.user_id)
-        .bind(kind)
-        .bind(title)
-        .bind(message)
-        .bind(serde_json::json!({ "session_id": c.session_id }))
-        .execute(tx)
-        .await
-        .map(drop)
+    sqlx::query(
+        "INSERT INTO notifications (user_id, type, title, message, data)
+         SELECT $1, CASE WHEN $2 THEN 'test_failed' ELSE 'test_completed' END, $3, $4, $5
+         FROM user_settings
+         WHERE user_id = $1 AND CASE WHEN $2 THEN notify_test_failed ELSE notify_test_completed END",
+    )
+    .bind(c.user_id)
+    .bind(failed)
+    .bind(title)
+    .bind(message)
+    .bind(serde_json::json!({ "session_id": c.session_id }))
+    .execute(tx)
+    .await
+    .map(drop)
 }

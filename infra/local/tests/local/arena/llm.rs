@@ -85,43 +85,30 @@ async fn an_llm_agent_runs_through_a_malformed_reply_a_429_a_500_and_a_timeout()
         assert_eq!(calls[n].attempt, 2);
     }
     // one decision per candle, persisted with usage; the malformed one kept with its error
-    let rows: Vec<(
-        i64,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<i32>,
-        Option<f64>,
-        Option<String>,
-    )> = sqlx::query_as(
-        "SELECT candle_index, action, error, raw_response, prompt_tokens, cost_usd, prompt_hash
-             FROM ai_thoughts WHERE session_id = $1 AND user_id = $2 ORDER BY candle_index",
-    )
-    .bind(id)
-    .bind(user)
-    .fetch_all(&arena.pool)
-    .await
-    .unwrap();
+    let rows = store::steps::thoughts(&arena.pool, user, id, 0, 1_000)
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 24);
     let malformed = &rows[2];
-    assert_eq!(malformed.1, "hold");
+    assert_eq!(malformed.action, "hold");
     assert!(
-        malformed.2.as_deref().unwrap().contains("no JSON object"),
+        malformed
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("no JSON object"),
         "{malformed:?}"
     );
     assert_eq!(
-        malformed.3.as_deref(),
+        malformed.raw_response.as_deref(),
         Some("I think we should buy, definitely!")
     );
-    assert!(rows.iter().all(|r| r.4.unwrap_or(0) > 0
-        && r.5.unwrap_or(0.0) > 0.0
-        && r.6.as_ref().is_some_and(|h| h.len() == 64)));
-    // the key never appears in the stored replies, errors or the session
-    let text = serde_json::to_string(&(
-        session,
-        &rows.iter().map(|r| (&r.2, &r.3)).collect::<Vec<_>>(),
-    ))
-    .unwrap();
+    assert!(rows.iter().all(|r| r.prompt_tokens.unwrap_or(0) > 0
+        && r.cost_usd.unwrap_or(0.0) > 0.0
+        && r.prompt_hash.as_ref().is_some_and(|h| h.len() == 64)
+        && r.latency_ms.is_some()));
+    // the key never appears in the stored decisions or the session
+    let text = serde_json::to_string(&(session, &rows)).unwrap();
     assert!(!text.contains(KEY));
 }
 
