@@ -394,16 +394,16 @@ async fn start(
         .await?
         .map_err(ApiError::Validation)?;
     let session = sessions::create(&state.api.pool, user.id, &new).await?;
-    state
-        .controls
-        .queue
-        .send(&StepMessage {
-            session_id: session.id,
-            user_id: user.id,
-            version: 0,
-        })
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let first = StepMessage {
+        session_id: session.id,
+        user_id: user.id,
+        version: 0,
+    };
+    if let Err(e) = state.controls.queue.send(&first).await {
+        // nothing half-done: the session goes, and the client may simply retry
+        sessions::discard_unstarted(&state.api.pool, user.id, session.id).await?;
+        return Err(ApiError::Unavailable(e.to_string()));
+    }
     tracing::info!(session_id = %session.id, "backtest started");
     let subscribe = Subscribe {
         action: "subscribe",

@@ -373,3 +373,29 @@ pub async fn list(
     };
     Ok((sessions, next))
 }
+
+/// Removes the caller's session `id` if no step ever ran it (its first step could not be queued):
+/// the start is then refused as a whole, leaving nothing behind.
+pub async fn discard_unstarted(
+    pool: &PgPool,
+    user_id: Uuid,
+    id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let gone = sqlx::query(
+        "DELETE FROM test_sessions WHERE user_id = $1 AND id = $2 AND version = 0 AND checkpoint IS NULL",
+    )
+    .bind(user_id)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    sqlx::query("DELETE FROM activity_log WHERE user_id = $1 AND entity_id = $2 AND action = 'test_started'")
+        .bind(user_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(gone)
+}

@@ -215,3 +215,75 @@ fn the_websocket_api_routes_every_key_of_the_ws_function_to_it() {
         assert!(env.contains(var), "{var}: {env}");
     }
 }
+
+#[test]
+fn the_step_function_is_fed_by_the_fifo_queue_with_batch_failures_and_a_visibility_of_six_timeouts()
+{
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
+    let doc: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let step = &doc["Resources"]["BacktestStepFunction"];
+    assert_eq!(
+        step["Metadata"]["BuildProperties"]["Binary"].as_str(),
+        Some("backtest-step")
+    );
+    let event = &step["Properties"]["Events"]["Steps"];
+    assert_eq!(event["Type"].as_str(), Some("SQS"));
+    assert_eq!(
+        event["Properties"]["FunctionResponseTypes"][0].as_str(),
+        Some("ReportBatchItemFailures")
+    );
+    assert_eq!(event["Properties"]["BatchSize"].as_i64(), Some(10));
+    let queue = &doc["Resources"]["StepsQueue"]["Properties"];
+    assert_eq!(queue["FifoQueue"].as_bool(), Some(true));
+    let visibility = queue["VisibilityTimeout"].as_i64().unwrap();
+    let timeout = doc["Parameters"]["StepTimeoutSeconds"]["Default"]
+        .as_i64()
+        .unwrap();
+    let max_timeout = doc["Parameters"]["StepTimeoutSeconds"]["MaxValue"]
+        .as_i64()
+        .unwrap();
+    assert!(
+        visibility >= 6 * timeout,
+        "visibility {visibility} < 6 x {timeout}"
+    );
+    assert!(
+        max_timeout * 6 <= visibility,
+        "no allowed timeout breaks the rule: {max_timeout} x 6 > {visibility}"
+    );
+    for bound in ["Default", "MaxValue"] {
+        let budget_ms = doc["Parameters"]["StepBudgetMs"][bound].as_i64().unwrap();
+        let timeout = doc["Parameters"]["StepTimeoutSeconds"][bound]
+            .as_i64()
+            .unwrap();
+        assert!(
+            budget_ms * 2 <= timeout * 1000,
+            "{bound}: the timeout leaves room after the budget"
+        );
+    }
+    // the worker's last delivery is the queue's maxReceiveCount
+    let max_receive = queue["RedrivePolicy"]["maxReceiveCount"].as_i64().unwrap();
+    assert_eq!(max_receive, 5);
+    let env = &step["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        env["STEP_MAX_RECEIVE_COUNT"].as_str(),
+        Some(max_receive.to_string().as_str())
+    );
+    let policies = serde_yaml_ng::to_string(&step["Properties"]["Policies"]).unwrap();
+    for needed in [
+        "SQSPollerPolicy",
+        "SQSSendMessagePolicy",
+        "execute-api:ManageConnections",
+    ] {
+        assert!(policies.contains(needed), "{needed}: {policies}");
+    }
+    // the ws and arena functions send steps (resume, stop, start)
+    for function in ["WsFunction", "ArenaFunction"] {
+        let props = &doc["Resources"][function]["Properties"];
+        assert!(
+            !props["Environment"]["Variables"]["STEPS_QUEUE_URL"].is_null(),
+            "{function}"
+        );
+        let policies = serde_yaml_ng::to_string(&props["Policies"]).unwrap();
+        assert!(policies.contains("SQSSendMessagePolicy"), "{function}");
+    }
+}

@@ -619,3 +619,32 @@ async fn stopping_a_paused_session_finishes_it_without_a_resume() {
     assert!(cursor > 0 && cursor < 96, "{stopped}");
     assert_eq!(stopped["result"]["metrics"]["candles"], cursor);
 }
+
+#[tokio::test]
+async fn a_start_whose_first_step_cannot_be_queued_answers_503_and_leaves_nothing() {
+    let missing = format!(
+        "{}/123456789012/no-such-queue.fifo",
+        alphalab_devstack::moto::test_endpoint().unwrap()
+    );
+    let arena = Arena::start(&[("STEPS_QUEUE_URL", missing.as_str())]).await;
+    let (token, user) = arena.user("user_arena_no_queue").await;
+    let agent = arena.agent(user, "baseline/sma-cross", None).await;
+    let (status, body) = arena
+        .call(
+            Method::POST,
+            "/api/arena/backtest/start",
+            &token,
+            Some(start_body(agent, "2021-03-01", "2021-03-05", "instant")),
+        )
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "unavailable");
+    let (sessions, started): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM test_sessions),
+                (SELECT count(*) FROM activity_log WHERE action = 'test_started')",
+    )
+    .fetch_one(&arena.pool)
+    .await
+    .unwrap();
+    assert_eq!((sessions, started), (0, 0));
+}
