@@ -20,7 +20,7 @@ use platform::error::ErrorBody;
 use platform::extract::{Json, Path, Query};
 use platform::{ApiError, ApiResult, ApiState};
 use serde::{Deserialize, Serialize};
-use store::agents::{self, Agent, AgentFields, AgentUpdate, Cursor, NewAgent, Removed};
+use store::agents::{self, Agent, AgentFields, AgentUpdate, NewAgent, Removed};
 use utoipa::openapi::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -100,18 +100,7 @@ async fn list(
     user: AuthUser,
     Query(query): Query<ListQuery>,
 ) -> ApiResult<Json<AgentsResponse>> {
-    let limit = query.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::BadRequest(
-            "limit: must be between 1 and 100".into(),
-        ));
-    }
-    let cursor = match query.cursor.as_deref() {
-        None | Some("") => None,
-        Some(text) => Some(Cursor::decode(text).ok_or_else(|| {
-            ApiError::BadRequest("cursor: not a cursor this API gave out".into())
-        })?),
-    };
+    let (limit, cursor) = platform::extract::page(query.limit, query.cursor.as_deref())?;
     let include_archived = query.include_archived.unwrap_or(false);
     let (agents, next) =
         agents::list(&api.pool, user.id, include_archived, cursor.as_ref(), limit).await?;

@@ -26,7 +26,6 @@ use platform::extract::{Json, Path, Query};
 use platform::{ApiConfig, ApiError, ApiResult, ApiState, ConfigError, Env, FieldError, FromEnv};
 use realtime::{Publisher, RealtimeConfig};
 use serde::{Deserialize, Serialize};
-use store::agents::Cursor;
 use store::sessions::{self, Control, NewSession, Refused, Session};
 use utoipa::openapi::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -418,32 +417,15 @@ async fn start(
 /// The caller's sessions, newest first.
 #[utoipa::path(get, path = "/api/arena/sessions", tag = "arena", security(("bearer" = [])),
     params(ListQuery),
-    responses((status = 200, body = SessionsResponse), (status = 401, body = ErrorBody),
-              (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = SessionsResponse), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody)))]
 #[tracing::instrument(skip_all)]
 async fn list(
     AxumState(api): AxumState<ApiState>,
     user: AuthUser,
     Query(query): Query<ListQuery>,
 ) -> ApiResult<Json<SessionsResponse>> {
-    let limit = query.limit.unwrap_or(20);
-    let mut errors = Vec::new();
-    if !(1..=100).contains(&limit) {
-        errors.push(FieldError::new("limit", "must be between 1 and 100"));
-    }
-    let cursor = match query.cursor.as_deref() {
-        None => None,
-        Some(text) => match Cursor::decode(text) {
-            Some(c) => Some(c),
-            None => {
-                errors.push(FieldError::new("cursor", "not a cursor this API returned"));
-                None
-            }
-        },
-    };
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
+    let (limit, cursor) = platform::extract::page(query.limit, query.cursor.as_deref())?;
     let (sessions, next) = sessions::list(&api.pool, user.id, cursor.as_ref(), limit).await?;
     Ok(Json(SessionsResponse {
         sessions,

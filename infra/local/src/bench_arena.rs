@@ -8,11 +8,9 @@
 //! `cargo run --release --bin alphalab -- bench-arena` (its own Postgres and moto; ~1 minute).
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use alphalab_devstack::TestEnv;
-use alphalab_devstack::gateway::{Handler, WsGateway};
 use anyhow::{Context, Result, bail};
 use futures::{SinkExt, StreamExt};
 use platform::{Env, FromEnv};
@@ -34,18 +32,8 @@ pub(crate) struct BenchArenaArgs {
 
 pub(crate) async fn run(args: BenchArenaArgs) -> Result<()> {
     let mut env = TestEnv::new().await?;
-    let cell: Arc<OnceLock<alphalab_ws::Ws>> = Arc::default();
-    let handler_cell = cell.clone();
-    let handler: Handler = Arc::new(move |event| {
-        let cell = handler_cell.clone();
-        Box::pin(async move {
-            match cell.get() {
-                Some(ws) => platform::lambda::ws::dispatch(ws, &event).await,
-                None => platform::lambda::ws::response(503, None),
-            }
-        })
-    });
-    let gateway = WsGateway::start(handler, ([127, 0, 0, 1], 0).into()).await?;
+    let local = crate::local_ws::LocalWs::start(([127, 0, 0, 1], 0).into()).await?;
+    let gateway = &local.gateway;
     env.set("WEBSOCKET_API_ENDPOINT", gateway.endpoint.clone())
         .set(
             "ENCRYPTION_KEYS",
@@ -54,7 +42,7 @@ pub(crate) async fn run(args: BenchArenaArgs) -> Result<()> {
         .set("LOG_FORMAT", "json");
     let e = Env::from_lookup(env.owned_lookup());
     let ws = alphalab_ws::Ws::new(&alphalab_ws::Config::from_env(&e)?).await?;
-    let _ = cell.set(ws);
+    local.serve(ws);
     let arena = alphalab_arena_api::State::new(&alphalab_arena_api::Config::from_env(&e)?).await?;
     let server = alphalab_devstack::TestServer::serve(alphalab_arena_api::router(arena)).await?;
     let pool = sqlx::PgPool::connect(&env.db.url).await?;

@@ -5,11 +5,10 @@
 //!
 //! `cargo run --release --bin alphalab -- bench-ws` (about a minute).
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use alphalab_devstack::TestEnv;
-use alphalab_devstack::gateway::{Handler, WsGateway};
 use anyhow::{Context, Result};
 use chrono::Utc;
 use futures::{SinkExt, StreamExt};
@@ -35,23 +34,13 @@ type Received = Arc<Mutex<Vec<(u64, Instant)>>>;
 
 pub(crate) async fn run(args: BenchWsArgs) -> Result<()> {
     let mut env = TestEnv::new().await?;
-    let cell: Arc<OnceLock<alphalab_ws::Ws>> = Arc::default();
-    let handler_cell = cell.clone();
-    let handler: Handler = Arc::new(move |event| {
-        let cell = handler_cell.clone();
-        Box::pin(async move {
-            match cell.get() {
-                Some(ws) => platform::lambda::ws::dispatch(ws, &event).await,
-                None => platform::lambda::ws::response(503, None),
-            }
-        })
-    });
-    let gateway = WsGateway::start(handler, ([127, 0, 0, 1], 0).into()).await?;
+    let local = crate::local_ws::LocalWs::start(([127, 0, 0, 1], 0).into()).await?;
+    let gateway = &local.gateway;
     env.set("WEBSOCKET_API_ENDPOINT", gateway.endpoint.clone());
     env.set("DATABASE_MAX_CONNECTIONS", "10");
     let config = alphalab_ws::Config::from_env(&Env::from_lookup(env.lookup()))?;
     let ws = alphalab_ws::Ws::new(&config).await?;
-    let _ = cell.set(ws.clone());
+    local.serve(ws.clone());
     let pool = sqlx::PgPool::connect(&env.db.url).await?;
     let token = env.token("user_bench");
 

@@ -8,6 +8,7 @@ mod backtest;
 mod bench_arena;
 mod bench_ws;
 mod data;
+mod local_ws;
 mod rotate;
 mod secrets;
 mod serve;

@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
 
 use alphalab_devstack::aws::TemplateResources;
 use alphalab_devstack::moto::{self, Moto};
@@ -165,29 +164,17 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     }
     // The WebSocket API: the gateway invokes the ws function in process, and the function's
     // publisher posts back to the gateway's @connections, as in AWS.
-    let ws_cell: Arc<OnceLock<alphalab_ws::Ws>> = Arc::default();
-    let handler_cell = ws_cell.clone();
-    let handler: alphalab_devstack::gateway::Handler = Arc::new(move |event| {
-        let cell = handler_cell.clone();
-        Box::pin(async move {
-            match cell.get() {
-                Some(ws) => platform::lambda::ws::dispatch(ws, &event).await,
-                None => platform::lambda::ws::response(503, None),
-            }
-        })
-    });
-    let gateway = alphalab_devstack::gateway::WsGateway::start(
-        handler,
-        SocketAddr::from(([127, 0, 0, 1], args.ws_port)),
-    )
-    .await
-    .map_err(|_| {
-        busy(
-            args.ws_port,
-            "--ws-port",
-            std::io::ErrorKind::AddrInUse.into(),
-        )
-    })?;
+    let local_ws =
+        crate::local_ws::LocalWs::start(SocketAddr::from(([127, 0, 0, 1], args.ws_port)))
+            .await
+            .map_err(|_| {
+                busy(
+                    args.ws_port,
+                    "--ws-port",
+                    std::io::ErrorKind::AddrInUse.into(),
+                )
+            })?;
+    let gateway = &local_ws.gateway;
     vars.insert("WEBSOCKET_API_ENDPOINT".into(), gateway.endpoint.clone());
     if env_var("STEPS_QUEUE_URL").is_none() {
         let queue = crate::steps::create_queue(&aws_endpoint, "alphalab-steps").await?;
@@ -197,7 +184,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     let states = crate::api::States::from_env(&env).await?;
     let ws =
         alphalab_ws::Ws::new(&<alphalab_ws::Config as platform::FromEnv>::from_env(&env)?).await?;
-    let _ = ws_cell.set(ws);
+    local_ws.serve(ws);
     let pool = states.api.pool.clone();
     // the backtest-step function, fed by a local event source mapping
     let (_poller, _worker) = crate::steps::start(&env).await?;

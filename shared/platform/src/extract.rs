@@ -176,6 +176,28 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
+/// A list's `limit` (1..100, default 20) and `cursor` (one this API gave out), read once for
+/// every list route; a bad one is a 400 naming the parameter.
+pub fn page(
+    limit: Option<i64>,
+    cursor: Option<&str>,
+) -> Result<(i64, Option<store::Cursor>), ApiError> {
+    let limit = limit.unwrap_or(store::page::DEFAULT_PAGE);
+    if !(1..=store::page::MAX_PAGE).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit: must be between 1 and {}",
+            store::page::MAX_PAGE
+        )));
+    }
+    let cursor = match cursor {
+        None | Some("") => None,
+        Some(text) => Some(store::Cursor::decode(text).ok_or_else(|| {
+            ApiError::BadRequest("cursor: not a cursor this API gave out".into())
+        })?),
+    };
+    Ok((limit, cursor))
+}
+
 #[cfg(test)]
 mod tests {
     use super::plain_words;

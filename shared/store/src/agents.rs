@@ -2,14 +2,12 @@
 //! among a user's live agents; an agent that has sessions is archived, not deleted, so results
 //! keep their snapshot. Listing is newest first with a keyset cursor.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::{FieldError, ReadOnly, activity};
+use crate::{Cursor, FieldError, ReadOnly, activity};
 
 /// Longest agent name, in characters.
 pub const NAME_MAX: usize = 64;
@@ -271,33 +269,6 @@ impl AgentFields {
             errors.push(FieldError::new("temperature", "must be between 0 and 2"));
         }
         errors
-    }
-}
-
-/// A page of a list: an opaque cursor to the next page.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cursor {
-    pub created_at: DateTime<Utc>,
-    pub id: Uuid,
-}
-
-impl Cursor {
-    pub fn encode(&self) -> String {
-        B64.encode(format!(
-            "{}_{}",
-            self.created_at.timestamp_micros(),
-            self.id
-        ))
-    }
-
-    /// `None` for anything we did not write.
-    pub fn decode(text: &str) -> Option<Self> {
-        let raw = String::from_utf8(B64.decode(text).ok()?).ok()?;
-        let (micros, id) = raw.split_once('_')?;
-        Some(Self {
-            created_at: DateTime::from_timestamp_micros(micros.parse().ok()?)?,
-            id: id.parse().ok()?,
-        })
     }
 }
 
@@ -606,16 +577,5 @@ mod tests {
         let f = new.fields().unwrap();
         assert_eq!(f.name, "SMA");
         assert_eq!(f.indicators, ["sma_10", "sma_30"]);
-    }
-
-    #[test]
-    fn cursors_round_trip_and_garbage_is_refused() {
-        let c = Cursor {
-            created_at: DateTime::from_timestamp_micros(1_764_590_000_123_456).unwrap(),
-            id: Uuid::new_v4(),
-        };
-        assert_eq!(Cursor::decode(&c.encode()), Some(c));
-        assert_eq!(Cursor::decode("not a cursor"), None);
-        assert_eq!(Cursor::decode(&B64.encode("12_nope")), None);
     }
 }

@@ -8,6 +8,9 @@
 
 pub mod activity;
 pub mod agents;
+
+pub mod page;
+pub use page::Cursor;
 pub mod api_keys;
 pub mod market_data;
 pub mod sessions;

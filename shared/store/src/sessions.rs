@@ -346,9 +346,9 @@ pub async fn find(pool: &PgPool, user_id: Uuid, id: Uuid) -> Result<Option<Sessi
 pub async fn list(
     pool: &PgPool,
     user_id: Uuid,
-    cursor: Option<&crate::agents::Cursor>,
+    cursor: Option<&crate::Cursor>,
     limit: i64,
-) -> Result<(Vec<Session>, Option<crate::agents::Cursor>), sqlx::Error> {
+) -> Result<(Vec<Session>, Option<crate::Cursor>), sqlx::Error> {
     let rows: Vec<SessionRow> = sqlx::query_as(concat!(
         session_select!(),
         "WHERE s.user_id = $1
@@ -364,7 +364,7 @@ pub async fn list(
     let mut sessions: Vec<Session> = rows.into_iter().map(Session::from).collect();
     let next = if sessions.len() as i64 > limit {
         sessions.truncate(limit as usize);
-        sessions.last().map(|s| crate::agents::Cursor {
+        sessions.last().map(|s| crate::Cursor {
             created_at: s.created_at,
             id: s.id,
         })

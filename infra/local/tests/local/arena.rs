@@ -103,6 +103,20 @@ impl Arena {
         }
     }
 
+    async fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(
+            &alphalab_devstack::moto::sdk_config(alphalab_devstack::moto::test_endpoint().unwrap())
+                .await,
+        )
+    }
+
+    /// Messages in this arena's steps queue (visible or in flight).
+    pub(crate) async fn queue_depth(&self) -> usize {
+        alphalab_devstack::sqs::depth(&self.sqs().await, &self.env.steps.url)
+            .await
+            .unwrap()
+    }
+
     /// Starts the event source mapping: steps run from now on.
     pub(crate) async fn run_steps(&mut self) {
         self.run_steps_delivering(1).await
@@ -111,10 +125,7 @@ impl Arena {
     /// Starts the event source mapping, each batch handed to the function `times` times (a
     /// duplicate delivery right after the first).
     pub(crate) async fn run_steps_delivering(&mut self, times: usize) {
-        let sqs = aws_sdk_sqs::Client::new(
-            &alphalab_devstack::moto::sdk_config(alphalab_devstack::moto::test_endpoint().unwrap())
-                .await,
-        );
+        let sqs = self.sqs().await;
         let worker = self.worker.clone();
         let invoke: alphalab_devstack::sqs::Invoke = Arc::new(move |event| {
             let worker = worker.clone();

@@ -108,16 +108,7 @@ async fn a_year_of_sma_cross_runs_over_many_steps_and_equals_the_cli_bit_for_bit
     let invocations = stats.invocations.load(std::sync::atomic::Ordering::SeqCst);
     assert!(invocations >= 17, "{invocations} invocations");
     assert_eq!(stats.died.load(std::sync::atomic::Ordering::SeqCst), 0);
-    let sqs = aws_sdk_sqs::Client::new(
-        &alphalab_devstack::moto::sdk_config(alphalab_devstack::moto::test_endpoint().unwrap())
-            .await,
-    );
-    assert_eq!(
-        alphalab_devstack::sqs::depth(&sqs, &arena.env.steps.url)
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(arena.queue_depth().await, 0, "nothing left in the queue");
     // the list shows it
     let (status, list) = arena
         .call(Method::GET, "/api/arena/sessions", &token, None)
@@ -439,16 +430,7 @@ async fn start_refuses_each_invalid_field_by_name_and_sends_nothing() {
         .await
         .unwrap();
     assert_eq!(sessions, 0);
-    let sqs = aws_sdk_sqs::Client::new(
-        &alphalab_devstack::moto::sdk_config(alphalab_devstack::moto::test_endpoint().unwrap())
-            .await,
-    );
-    assert_eq!(
-        alphalab_devstack::sqs::depth(&sqs, &arena.env.steps.url)
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(arena.queue_depth().await, 0, "nothing left in the queue");
 }
 
 #[tokio::test]
