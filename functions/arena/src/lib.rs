@@ -127,6 +127,14 @@ pub struct StartBacktest {
     pub leverage: Option<u8>,
     /// Forced stop-loss, loss at the stop capped at 2 % of equity (default false).
     pub safety_mode: Option<bool>,
+    /// Candles a model is asked about at once, 1..16 (default 4): speculative lookahead, the
+    /// same result as 1, faster.
+    pub lookahead: Option<u32>,
+    /// Ask the model again instead of reusing answers to identical requests of earlier runs
+    /// (default false).
+    pub fresh_decisions: Option<bool>,
+    /// USD the model may cost; the session stops (`budget`) before a call could exceed it.
+    pub budget_usd: Option<f64>,
 }
 
 /// What a client sends over the WebSocket to watch the session.
@@ -324,6 +332,23 @@ async fn validate(
             format!("must be between 1 and your max_leverage setting ({max_leverage})"),
         ));
     }
+    let lookahead = body
+        .lookahead
+        .unwrap_or(arena::worker::DEFAULT_LOOKAHEAD as u32);
+    if !(1..=arena::worker::MAX_LOOKAHEAD as u32).contains(&lookahead) {
+        errors.push(FieldError::new(
+            "lookahead",
+            format!("must be between 1 and {}", arena::worker::MAX_LOOKAHEAD),
+        ));
+    }
+    if let Some(budget) = body.budget_usd
+        && !(budget.is_finite() && budget > 0.0)
+    {
+        errors.push(FieldError::new(
+            "budget_usd",
+            "must be a positive amount of USD",
+        ));
+    }
     let (Some(agent), Some(timeframe), Some(start), Some(end), true) =
         (agent, timeframe, start, end, errors.is_empty())
     else {
@@ -363,6 +388,9 @@ async fn validate(
         "engine": config,
         "fee_bps": fee, "slippage_bps": slippage, "leverage": leverage,
         "safety_mode": body.safety_mode.unwrap_or(false),
+        "lookahead": lookahead,
+        "fresh_decisions": body.fresh_decisions.unwrap_or(false),
+        "budget_usd": body.budget_usd,
     });
     Ok(Ok(NewSession {
         agent_id: agent.id,

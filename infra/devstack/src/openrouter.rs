@@ -48,6 +48,8 @@ struct Shared {
     fail_with: Arc<Mutex<Option<u16>>>,
     calls: Arc<Mutex<Vec<ChatCall>>>,
     script: Arc<Mutex<Option<Script>>>,
+    latency: Arc<Mutex<Duration>>,
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -72,6 +74,11 @@ pub struct ChatCall {
     pub max_tokens: Option<u64>,
     /// Whether it was answered with a decision (200), as opposed to an error status.
     pub answered: bool,
+    /// SHA-256 (hex) of the request body as received: the key the decision cache files the
+    /// answer under.
+    pub body_hash: String,
+    /// Chat requests in flight when this one arrived (itself included).
+    pub in_flight: usize,
 }
 
 /// What the mock answers to one chat request.
@@ -85,20 +92,29 @@ pub enum Reply {
     Status(u16, Option<u64>),
     /// The default answer after this long (longer than a client's timeout: a timeout).
     Late(Duration),
+    /// 402 `in_flight_budget_exhausted` with this `Retry-After` (the key's balance is held by
+    /// requests in flight; not out of credits).
+    InFlightBudget(u64),
 }
 
 /// Chooses the reply per request.
 pub type Script = Arc<dyn Fn(&ChatCall) -> Reply + Send + Sync>;
 
-/// The decision the mock gives a prompt: a pure function of its text, HOLD about 80 % of the
-/// time, else long, short or close.
-pub fn decision_for(prompt: &str) -> String {
-    // FNV-1a: stable across runs and platforms
+/// A number that is a pure function of a prompt (FNV-1a: stable across runs and platforms),
+/// for answers that any order of calls reproduces.
+pub fn prompt_number(prompt: &str) -> u64 {
     let mut h: u64 = 0xcbf29ce484222325;
     for b in prompt.bytes() {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x100000001b3);
     }
+    h
+}
+
+/// The decision the mock gives a prompt: a pure function of its text, HOLD about 80 % of the
+/// time, else long, short or close.
+pub fn decision_for(prompt: &str) -> String {
+    let h = prompt_number(prompt);
     let action = match h % 20 {
         0 | 1 => "long",
         2 => "short",
@@ -121,6 +137,7 @@ impl MockOpenRouter {
         let app = Router::new()
             .route("/api/v1/key", get(key))
             .route("/api/v1/chat/completions", post(chat))
+            .route("/api/v1/models", get(models))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -166,6 +183,15 @@ impl MockOpenRouter {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Every chat answer takes at least this long (a model's latency).
+    pub fn set_latency(&self, latency: Duration) {
+        *self
+            .shared
+            .latency
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = latency;
     }
 
     pub fn set_script(&self, script: Option<Script>) {
@@ -270,6 +296,28 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Counts a request in flight until it is answered (or dropped).
+struct InFlight {
+    gauge: Arc<std::sync::atomic::AtomicUsize>,
+    count: usize,
+}
+
+impl InFlight {
+    fn enter(gauge: &Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        let count = gauge.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        Self {
+            gauge: gauge.clone(),
+            count,
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.gauge.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: String) -> Response {
     let Some(key) = bearer(&headers) else {
         return error(StatusCode::UNAUTHORIZED, "No auth credentials found");
@@ -288,6 +336,7 @@ async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: String) ->
         .as_str()
         .unwrap_or("none")
         .to_owned();
+    let in_flight = InFlight::enter(&shared.in_flight);
     let call = {
         let mut calls = shared.calls.lock().unwrap_or_else(|p| p.into_inner());
         let attempt = calls.iter().filter(|c| c.prompt == prompt).count() + 1;
@@ -300,6 +349,12 @@ async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: String) ->
             temperature: request["temperature"].as_f64(),
             max_tokens: request["max_tokens"].as_u64(),
             answered: false,
+            in_flight: in_flight.count,
+            body_hash: aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body.as_bytes())
+                .as_ref()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
         };
         calls.push(call.clone());
         call
@@ -322,12 +377,29 @@ async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: String) ->
         .unwrap_or_else(|p| p.into_inner())
         .clone();
     let reply = script.map(|s| s(&call)).unwrap_or(Reply::Decide);
+    let latency = *shared.latency.lock().unwrap_or_else(|p| p.into_inner());
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     let content = match reply {
         Reply::Decide => decision_for(&prompt),
         Reply::Content(text) => text,
         Reply::Late(delay) => {
             tokio::time::sleep(delay).await;
             decision_for(&prompt)
+        }
+        Reply::InFlightBudget(retry_after) => {
+            let mut response = (
+                StatusCode::PAYMENT_REQUIRED,
+                axum::Json(json!({ "error": { "code": 402,
+                    "message": "in_flight_budget_exhausted: requests in flight hold the key's remaining balance",
+                    "metadata": { "reason": "in_flight_budget_exhausted" } } })),
+            )
+                .into_response();
+            if let Ok(value) = header::HeaderValue::from_str(&retry_after.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            return response;
         }
         Reply::Status(status, retry_after) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -349,6 +421,18 @@ async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: String) ->
         c.answered = true;
     }
     let prompt_tokens = (body.len() / 4) as u64;
+    let mut usage = json!({
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": 40,
+        "total_tokens": prompt_tokens + 40,
+        "cost": prompt_tokens as f64 * 1e-7 + 40.0 * 4e-7,
+    });
+    // a model id containing `nocost`: OpenRouter sent no cost (priced from GET /models)
+    if model.contains("nocost")
+        && let Some(u) = usage.as_object_mut()
+    {
+        u.remove("cost");
+    }
     axum::Json(json!({
         "id": format!("gen-{}", call.n),
         "object": "chat.completion",
@@ -358,12 +442,23 @@ async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: String) ->
             "finish_reason": "stop",
             "message": { "role": "assistant", "content": content },
         }],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": 40,
-            "total_tokens": prompt_tokens + 40,
-            "cost": prompt_tokens as f64 * 1e-7 + 40.0 * 4e-7,
-        },
+        "usage": usage,
     }))
+    .into_response()
+}
+
+/// The listed price of the mock's models: the same as the `usage.cost` it sends (USD 1e-7 per
+/// prompt token, 4e-7 per completion token).
+pub const PRICE_PROMPT: f64 = 1e-7;
+pub const PRICE_COMPLETION: f64 = 4e-7;
+
+async fn models() -> Response {
+    let pricing =
+        json!({ "prompt": PRICE_PROMPT.to_string(), "completion": PRICE_COMPLETION.to_string() });
+    axum::Json(json!({ "data": [
+        { "id": "openai/gpt-4o-mini", "pricing": pricing },
+        { "id": "acme/nocost-model", "pricing": pricing },
+        { "id": "acme/no-schema-model", "pricing": pricing },
+    ] }))
     .into_response()
 }

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 mod api;
 mod backtest;
 mod bench_arena;
+mod bench_lookahead;
 mod bench_ws;
 mod data;
 mod local_ws;
@@ -40,6 +41,10 @@ enum Command {
     /// SQS, backtest-step, Postgres, one WebSocket subscriber); report wall time, steps and
     /// WebSocket messages (starts its own Postgres and moto).
     BenchArena(bench_arena::BenchArenaArgs),
+    /// Run an LLM agent against a local model server with a fixed latency at several lookaheads
+    /// (default 1 then 8, 2,000 candles, 1 s per call); report wall times, calls, the wasted
+    /// share and the speed-up (starts its own Postgres and moto).
+    BenchLookahead(bench_lookahead::BenchLookaheadArgs),
     /// Re-encrypt every stored API key with the active version of ENCRYPTION_KEYS (idempotent,
     /// in batches).
     RotateKeys(rotate::RotateArgs),
@@ -71,6 +76,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::RotateKeys(args) => rotate::run(args).await,
         Command::BenchWs(args) => bench_ws::run(args).await,
         Command::BenchArena(args) => bench_arena::run(args).await,
+        Command::BenchLookahead(args) => bench_lookahead::run(args).await,
         Command::LoadData => {
             let pool = sqlx::PgPool::connect(&database_url()?).await?;
             let rows = data::load_bundled(&pool).await?;

@@ -4,8 +4,11 @@
 //! candle's data last, the reply constrained by the engine's JSON schema, `max_tokens` small.
 //! The request's SHA-256 is kept with the decision.
 
+use std::sync::Arc;
+
 use adapters::openrouter::{
-    ChatRequest, Message, OpenRouter, OpenRouterError, ResponseFormat, RetryPolicy,
+    ChatRequest, KeyLimiter, Message, OpenRouter, OpenRouterError, Pricing, ResponseFormat,
+    RetryPolicy,
 };
 use chrono::DateTime;
 use engine::baseline::Baseline;
@@ -20,7 +23,7 @@ pub const MAX_TOKENS: u32 = 150;
 /// How a session's agent decides.
 pub enum Decider {
     Baseline(Baseline),
-    Model(Model),
+    Model(Box<Model>),
 }
 
 /// A model agent's calls.
@@ -33,6 +36,23 @@ pub struct Model {
     pub system: String,
     pub format: ResponseFormat,
     pub policy: RetryPolicy,
+    /// Shared by the step's concurrent calls with this key.
+    pub limiter: Arc<KeyLimiter>,
+    /// The model's listed price, fetched once when a reply has no `usage.cost` or a budget needs
+    /// an estimate (`None` inside: not listed).
+    pub pricing: tokio::sync::OnceCell<Option<Pricing>>,
+}
+
+/// A model's answer to one request, as stored in the decision cache.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub content: String,
+    pub prompt_tokens: Option<u32>,
+    pub completion_tokens: Option<u32>,
+    /// USD; `None` when OpenRouter did not say (the caller prices it).
+    pub cost: Option<f64>,
+    pub latency_ms: u32,
+    pub format: ResponseFormat,
 }
 
 /// A call that cannot succeed by trying again (400, 401, 402, 403): the session ends.
@@ -61,61 +81,90 @@ impl Model {
         }
     }
 
-    /// Asks the model; a transient failure that outlasted the retries becomes a HOLD carrying
-    /// the error, a final one is [`Fatal`].
-    pub async fn decide(
-        &mut self,
-        request: ChatRequest,
-        index: u64,
-        time_ms: i64,
-    ) -> Result<Thought, Fatal> {
-        let hash = hash_hex(request.body().to_string().as_bytes());
-        let mut thought = Thought {
-            candle_index: index as i64,
-            candle_time: DateTime::from_timestamp_millis(time_ms).unwrap_or_default(),
-            prompt_hash: Some(hash),
-            action: "hold".into(),
-            reasoning: String::new(),
-            confidence: None,
-            order_details: None,
-            raw_response: None,
-            prompt_tokens: None,
-            completion_tokens: None,
-            cost_usd: None,
-            latency_ms: None,
-            error: None,
-        };
+    /// Asks the model (concurrently with the window's other calls): `Ok(Ok(answer))`, or
+    /// `Ok(Err(error))` for a transient failure that outlasted the retries (the candle holds),
+    /// or [`Fatal`].
+    pub async fn call(&self, request: &ChatRequest) -> Result<Result<Answer, String>, Fatal> {
         let started = std::time::Instant::now();
         match self
             .openrouter
-            .chat(&self.key, &request, &self.policy)
+            .chat(&self.key, request, &self.policy, &self.limiter)
             .await
         {
-            Ok(reply) => {
-                // a model that refused the schema is asked for plain JSON from now on
-                self.format = reply.format;
-                let decision = parse(&reply.content);
-                thought.action = decision.action.as_str().into();
-                thought.reasoning = decision.reasoning.text().into_owned();
-                thought.confidence = Some(i32::from(decision.confidence));
-                thought.order_details = serde_json::to_value(decision.order).ok();
-                thought.raw_response = decision.raw;
-                thought.error = decision.error;
-                thought.prompt_tokens = reply.prompt_tokens.map(|t| t as i32);
-                thought.completion_tokens = reply.completion_tokens.map(|t| t as i32);
-                thought.cost_usd = reply.cost;
-                thought.latency_ms = Some(reply.latency.as_millis().min(i32::MAX as u128) as i32);
-                Ok(thought)
-            }
-            Err(e) if e.is_transient() => {
-                thought.reasoning = "the model could not be reached; holding".into();
-                thought.error = Some(format!("model call failed: {e}"));
-                thought.latency_ms =
-                    Some(started.elapsed().as_millis().min(i32::MAX as u128) as i32);
-                Ok(thought)
-            }
+            Ok(reply) => Ok(Ok(Answer {
+                content: reply.content,
+                prompt_tokens: reply.prompt_tokens,
+                completion_tokens: reply.completion_tokens,
+                cost: reply.cost,
+                latency_ms: reply.latency.as_millis().min(u32::MAX as u128) as u32,
+                format: reply.format,
+            })),
+            Err(e) if e.is_transient() => Ok(Err(format!(
+                "model call failed after {} ms: {e}",
+                started.elapsed().as_millis()
+            ))),
             Err(e) => Err(Fatal(e)),
         }
+    }
+
+    /// The model's listed price (fetched once; `None` when unknown).
+    pub async fn pricing(&self) -> Option<Pricing> {
+        *self
+            .pricing
+            .get_or_init(|| async { self.openrouter.pricing(&self.model).await.ok().flatten() })
+            .await
+    }
+
+    /// What an answer cost: OpenRouter's `usage.cost`, else the listed price of its tokens.
+    pub async fn cost(&self, answer: &Answer) -> Option<f64> {
+        match answer.cost {
+            Some(cost) => Some(cost),
+            None => self.pricing().await.map(|p| {
+                p.cost(
+                    answer.prompt_tokens.unwrap_or(0),
+                    answer.completion_tokens.unwrap_or(0),
+                )
+            }),
+        }
+    }
+}
+
+/// The stored decision for candle `index` from an answer to the request `hash`.
+pub fn thought_from(answer: &store::decisions::Cached, index: u64, time_ms: i64) -> Thought {
+    let decision = parse(&answer.content);
+    Thought {
+        candle_index: index as i64,
+        candle_time: DateTime::from_timestamp_millis(time_ms).unwrap_or_default(),
+        prompt_hash: Some(answer.request_hash.clone()),
+        action: decision.action.as_str().into(),
+        reasoning: decision.reasoning.text().into_owned(),
+        confidence: Some(i32::from(decision.confidence)),
+        order_details: serde_json::to_value(decision.order).ok(),
+        raw_response: decision.raw,
+        prompt_tokens: answer.prompt_tokens,
+        completion_tokens: answer.completion_tokens,
+        cost_usd: answer.cost_usd,
+        latency_ms: answer.latency_ms,
+        error: decision.error,
+    }
+}
+
+/// The stored decision for a candle whose call failed after its retries: HOLD with the error.
+pub fn failed_thought(error: String, hash: &str, index: u64, time_ms: i64) -> Thought {
+    Thought {
+        candle_index: index as i64,
+        candle_time: DateTime::from_timestamp_millis(time_ms).unwrap_or_default(),
+        prompt_hash: Some(hash.to_owned()),
+        action: "hold".into(),
+        reasoning: "the model could not be reached; holding".into(),
+        confidence: None,
+        order_details: None,
+        raw_response: None,
+        prompt_tokens: None,
+        completion_tokens: None,
+        cost_usd: None,
+        latency_ms: None,
+        error: Some(error),
     }
 }
 

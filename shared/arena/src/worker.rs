@@ -16,18 +16,17 @@
 //!
 //! One log line per step.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use adapters::binance::Binance;
 use adapters::crypto::{Keyring, Sealed};
-use adapters::openrouter::{OpenRouter, OpenRouterError, ResponseFormat, RetryPolicy};
+use adapters::openrouter::{KeyLimiter, OpenRouter, OpenRouterError, ResponseFormat, RetryPolicy};
 use aws_lambda_events::event::sqs::SqsMessage;
 use chrono::{DateTime, SecondsFormat, Utc};
 use engine::baseline::{Baseline, Kind};
-use engine::{Action, Candle, Engine, EngineConfig, Metrics, Position, Timeframe, Trade};
+use engine::{Action, Candle, Decision, Engine, EngineConfig, Metrics, Position, Timeframe, Trade};
 use platform::{ConfigError, Env, FromEnv};
 use realtime::events::{
     AgentSummary, AiDecision, CandleData, Event, PositionClosed, PositionOpened, Progress,
@@ -48,13 +47,16 @@ use crate::queue::{StepMessage, StepQueue};
 /// commit at instant, default 1,000), `STEP_MAX_RECEIVE_COUNT` (the queue's maxReceiveCount,
 /// default 5: the last delivery of a failing step ends the session `failed` instead of leaving
 /// it to the dead-letter queue), `MODEL_MAX_FAILURES` (candles in a row whose model call failed
-/// after its retries before the session fails, default 5).
+/// after its retries before the session fails, default 5), `OPENROUTER_MAX_CONCURRENCY` (calls
+/// in flight at once per key, default 8).
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     pub budget: Duration,
     pub chunk_candles: i64,
     pub max_receive_count: u32,
     pub max_model_failures: i32,
+    /// Calls in flight at once per key (`OPENROUTER_MAX_CONCURRENCY`, default 8).
+    pub max_concurrent_calls: usize,
 }
 
 impl FromEnv for WorkerConfig {
@@ -64,9 +66,14 @@ impl FromEnv for WorkerConfig {
             chunk_candles: env.number("STEP_CHUNK_CANDLES", 1_000, 1..=50_000)?,
             max_receive_count: env.number("STEP_MAX_RECEIVE_COUNT", 5, 1..=1_000)?,
             max_model_failures: env.number("MODEL_MAX_FAILURES", 5, 1..=1_000)?,
+            max_concurrent_calls: env.number("OPENROUTER_MAX_CONCURRENCY", 8, 1..=64)?,
         })
     }
 }
+
+/// Candles a model is asked about at once, by default and at most (the start body's `lookahead`).
+pub const DEFAULT_LOOKAHEAD: usize = 4;
+pub const MAX_LOOKAHEAD: usize = 16;
 
 /// A paced session unwatched this long runs at instant (DESIGN 5b).
 pub const IDLE_AFTER: Duration = Duration::from_secs(120);
@@ -205,11 +212,36 @@ fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// How a window ended.
+enum Window {
+    /// This many candles were decided and applied.
+    Accepted(usize),
+    /// Another delivery committed first.
+    Stale,
+    /// The session cannot go on.
+    Failed(String),
+    /// The next call could exceed the session's `budget_usd`.
+    Budget,
+}
+
+/// Where a window's answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// This session's stored decision (a replay).
+    Stored,
+    /// Paid for by this session (now, or before a crash).
+    Paid,
+    /// An earlier session's identical request.
+    Cache,
+}
+
 /// The state of one step's run between commits.
 struct Run {
     user_id: Uuid,
     session_id: Uuid,
     version: i64,
+    /// The version of the message this step handles.
+    step_version: i64,
     status: String,
     speed: String,
     cursor: i64,
@@ -223,6 +255,15 @@ struct Run {
     mode: String,
     starting_capital: f64,
     api_key_id: Option<Uuid>,
+    /// Candles asked at once (1..16); halved after a 429 for the rest of the step.
+    lookahead: usize,
+    /// Bypass the decision cache (`fresh_decisions`).
+    fresh: bool,
+    budget_usd: Option<f64>,
+    /// Model cost so far, this step's calls included.
+    spent_usd: f64,
+    /// The dearest call seen in this step (the budget's estimate when no price is listed).
+    max_call_cost: Option<f64>,
 }
 
 fn stats_of(engine: &Engine) -> StatsUpdate {
@@ -321,6 +362,7 @@ impl Worker {
                 user_id: s.user_id,
                 session_id: s.id,
                 version: s.version,
+                step_version: message.version,
                 checkpoint: s.checkpoint.as_ref().unwrap_or(&Value::Null),
                 cursor: s.cursor,
                 total_candles: s.total_candles.unwrap_or(0),
@@ -349,21 +391,31 @@ impl Worker {
         let Some(s) = steps::load(&self.pool, message.user_id, message.session_id).await? else {
             return Ok((Outcome::Gone, 0));
         };
+        let active = s.completed_at.is_none()
+            && matches!(s.status.as_str(), "pending" | "running" | "stopped");
+        let mut version = s.version;
         if s.version != message.version {
-            // a redelivered step whose successor may never have been sent (the invocation died
-            // between its commit and the send): send it again; SQS drops it if it was sent
-            if s.version == message.version + 1
-                && s.completed_at.is_none()
-                && matches!(s.status.as_str(), "pending" | "running" | "stopped")
-            {
+            if !(active && message.version < s.version) {
+                return Ok((Outcome::Stale, 0));
+            }
+            if s.chain_version == s.version {
+                // the step that made this version ended; its message for the next step may never
+                // have been sent (the invocation died before): send it again (SQS drops a copy
+                // sent within five minutes; a later one is found stale)
                 self.queue
                     .send(&StepMessage {
                         version: s.version,
                         ..*message
                     })
                     .await?;
+                return Ok((Outcome::Stale, 0));
             }
-            return Ok((Outcome::Stale, 0));
+            if s.step_version != Some(message.version) {
+                // an old duplicate: the chain is someone else's to continue
+                return Ok((Outcome::Stale, 0));
+            }
+            // this message's step died after committing some of its work: go on from there
+            version = s.version;
         }
         if s.completed_at.is_some() || matches!(s.status.as_str(), "completed" | "failed") {
             return Ok((Outcome::Over, 0));
@@ -414,7 +466,8 @@ impl Worker {
         let mut run = Run {
             user_id: s.user_id,
             session_id: s.id,
-            version: s.version,
+            version,
+            step_version: message.version,
             status: s.status.clone(),
             speed: s.speed.clone(),
             cursor: s.cursor,
@@ -428,6 +481,17 @@ impl Worker {
             mode: snapshot.mode.clone(),
             starting_capital: s.starting_capital,
             api_key_id: snapshot.api_key_id,
+            lookahead: s.config["lookahead"]
+                .as_u64()
+                .map_or(DEFAULT_LOOKAHEAD, |k| {
+                    k.clamp(1, MAX_LOOKAHEAD as u64) as usize
+                }),
+            fresh: s.config["fresh_decisions"].as_bool().unwrap_or(false),
+            budget_usd: s.config["budget_usd"].as_f64(),
+            spent_usd: store::sessions::economics(&self.pool, s.user_id, s.id)
+                .await?
+                .model_cost_usd,
+            max_call_cost: None,
         };
         if s.checkpoint.is_none() {
             run.events
@@ -449,6 +513,11 @@ impl Worker {
             .drive(&mut run, &mut decider, start_ms, end_ms, started)
             .await?;
         let processed = run.cursor - processed_before;
+        if matches!(outcome, Outcome::Continued | Outcome::Paused)
+            && !steps::close_step(&self.pool, run.user_id, run.session_id, run.version).await?
+        {
+            return Ok((Outcome::Stale, processed));
+        }
         if outcome == Outcome::Continued {
             self.faults.before_send();
             self.queue
@@ -507,7 +576,7 @@ impl Worker {
             Ok(system) => system,
             Err(e) => return Ok(Err(format!("prompt: {e}"))),
         };
-        Ok(Ok(Decider::Model(Model {
+        Ok(Ok(Decider::Model(Box::new(Model {
             openrouter: self.openrouter.clone(),
             key,
             model: snapshot.model.clone(),
@@ -515,7 +584,9 @@ impl Worker {
             system,
             format: ResponseFormat::JsonSchema,
             policy: self.retry,
-        })))
+            limiter: Arc::new(KeyLimiter::new(self.config.max_concurrent_calls)),
+            pricing: tokio::sync::OnceCell::new(),
+        }))))
     }
 
     /// Processes candles until the budget, the end, a pause or a stop.
@@ -543,13 +614,17 @@ impl Worker {
                     }
                     continue;
                 }
-                "stopped" => return self.finish(run, "stopped").await,
+                "stopped" => return self.finish(run, "stopped", None).await,
                 _ => {}
             }
             if run.cursor >= run.total {
-                return self.finish(run, "completed").await;
+                return self.finish(run, "completed", None).await;
             }
-            if committed_once && started.elapsed() >= self.config.budget {
+            let model = match &*decider {
+                Decider::Model(m) => Some(&**m),
+                Decider::Baseline(_) => None,
+            };
+            if committed_once && self.out_of_time(model, started) {
                 // nothing pending: the last commit holds everything
                 return Ok(Outcome::Continued);
             }
@@ -558,9 +633,14 @@ impl Worker {
                 .is_none_or(|w| (Utc::now() - w).to_std().unwrap_or_default() > IDLE_AFTER);
             let pace = pace(&run.speed);
             let paced = !pace.is_zero() && !unwatched;
-            let limit = if paced { 1 } else { self.config.chunk_candles };
+            let limit = match (&decider, paced) {
+                (Decider::Baseline(_), true) => 1,
+                // a model agent's window looks ahead even when paced
+                (Decider::Model(_), true) => run.lookahead as i64,
+                _ => self.config.chunk_candles,
+            };
             let after = run.engine.context().map(|c| c.candle().time);
-            let rows = store::market_data::next_chunk(
+            let rows: Vec<Candle> = store::market_data::next_chunk(
                 &self.pool,
                 run.engine.config().asset.as_str(),
                 run.engine.config().timeframe.as_str(),
@@ -569,55 +649,76 @@ impl Worker {
                 end_ms,
                 limit,
             )
-            .await?;
+            .await?
+            .into_iter()
+            .map(|(time, open, high, low, close, volume)| Candle {
+                time,
+                open,
+                high,
+                low,
+                close,
+                volume,
+            })
+            .collect();
             if rows.is_empty() {
                 // fewer candles than counted (should not happen): end here
                 run.total = run.cursor;
-                return self.finish(run, "completed").await;
-            }
-            let mut stored: HashMap<i64, Thought> = HashMap::new();
-            if matches!(decider, Decider::Model(_)) {
-                let from = run.cursor;
-                for t in steps::thoughts(
-                    &self.pool,
-                    run.user_id,
-                    run.session_id,
-                    from,
-                    from + rows.len() as i64,
-                )
-                .await?
-                {
-                    stored.insert(t.candle_index, t);
-                }
+                return self.finish(run, "completed", None).await;
             }
             let chunk_started = Instant::now();
-            for (time, open, high, low, close, volume) in rows {
-                let candle_started = Instant::now();
-                let candle = Candle {
-                    time,
-                    open,
-                    high,
-                    low,
-                    close,
-                    volume,
-                };
-                if let Some(reason) = self.candle(run, decider, candle, &mut stored).await? {
-                    let Some(_) = self.end_failed(run, &reason).await? else {
-                        return Ok(Outcome::Stale);
-                    };
-                    return Ok(Outcome::Ended("failed".into()));
-                }
-                self.faults.candle();
-                if paced {
-                    run.events.push(Event::StatsUpdate(stats_of(&run.engine)));
-                    let Some(_) = self.commit(run, None).await? else {
-                        return Ok(Outcome::Stale);
-                    };
-                    if let Some(wait) = pace.checked_sub(candle_started.elapsed()) {
-                        tokio::time::sleep(wait).await;
+            let mut i = 0;
+            while i < rows.len() {
+                match decider {
+                    Decider::Baseline(baseline) => {
+                        let candle_started = Instant::now();
+                        self.baseline_candle(run, baseline, rows[i])?;
+                        i += 1;
+                        self.faults.candle();
+                        if paced {
+                            run.events.push(Event::StatsUpdate(stats_of(&run.engine)));
+                            let Some(_) = self.commit(run, None).await? else {
+                                return Ok(Outcome::Stale);
+                            };
+                            if let Some(wait) = pace.checked_sub(candle_started.elapsed()) {
+                                tokio::time::sleep(wait).await;
+                            }
+                        } else if chunk_started.elapsed() >= CHUNK_TIME {
+                            break;
+                        }
                     }
-                } else if chunk_started.elapsed() >= CHUNK_TIME {
-                    break;
+                    Decider::Model(model) => {
+                        if committed_once && self.out_of_time(Some(model), started) {
+                            break;
+                        }
+                        match self
+                            .window(run, model, &rows[i..], paced.then_some(pace))
+                            .await?
+                        {
+                            Window::Accepted(n) => i += n,
+                            Window::Stale => return Ok(Outcome::Stale),
+                            Window::Failed(reason) => {
+                                let Some(_) = self.end_failed(run, &reason).await? else {
+                                    return Ok(Outcome::Stale);
+                                };
+                                return Ok(Outcome::Ended("failed".into()));
+                            }
+                            Window::Budget => {
+                                return self.finish(run, "stopped", Some("budget")).await;
+                            }
+                        }
+                        // at instant, one commit per window: a pause or stop takes effect at
+                        // the next accepted candle
+                        if !paced {
+                            run.events.push(Event::StatsUpdate(stats_of(&run.engine)));
+                            let Some(_) = self.commit(run, None).await? else {
+                                return Ok(Outcome::Stale);
+                            };
+                            committed_once = true;
+                        }
+                        if !matches!(run.status.as_str(), "running" | "pending") {
+                            break;
+                        }
+                    }
                 }
             }
             if !run.events.is_empty() || !run.trades.is_empty() {
@@ -630,56 +731,37 @@ impl Worker {
         }
     }
 
-    /// One candle: observe, decide (stored answer, baseline or model call), apply, events.
-    /// `Some(reason)` when the session cannot go on.
-    async fn candle(
+    /// Whether the step's budget is spent: for a model agent, when a window's calls could no
+    /// longer finish within it (they take up to the chat timeout).
+    fn out_of_time(&self, model: Option<&Model>, started: Instant) -> bool {
+        let reserve = model.map_or(Duration::ZERO, |m| m.openrouter.chat_timeout());
+        started.elapsed() + reserve >= self.config.budget
+    }
+
+    /// One candle of a baseline: observe, decide, apply, events.
+    fn baseline_candle(
         &self,
         run: &mut Run,
-        decider: &mut Decider,
+        baseline: &Baseline,
         candle: Candle,
-        stored: &mut HashMap<i64, Thought>,
-    ) -> Result<Option<String>, StepError> {
-        let index = run.cursor;
+    ) -> Result<(), StepError> {
         let ctx = run.engine.observe(candle)?;
-        let (decision, is_model) = match decider {
-            Decider::Baseline(b) => (b.decide(&ctx), false),
-            Decider::Model(model) => {
-                let thought = match stored.remove(&index) {
-                    Some(t) => t,
-                    None => {
-                        let request = model.request(&ctx);
-                        match model.decide(request, index as u64, candle.time).await {
-                            Ok(t) => {
-                                let saved = steps::save_thoughts(
-                                    &self.pool,
-                                    run.user_id,
-                                    run.session_id,
-                                    std::slice::from_ref(&t),
-                                )
-                                .await?;
-                                self.faults.model_call();
-                                saved.into_iter().next().unwrap_or(t)
-                            }
-                            Err(Fatal(e)) => return Ok(Some(self.fatal(run, &e).await?)),
-                        }
-                    }
-                };
-                if is_failed_call(&thought) {
-                    run.model_failures += 1;
-                    if run.model_failures >= self.config.max_model_failures {
-                        return Ok(Some(format!(
-                            "the model failed on {} candles in a row; last: {}",
-                            run.model_failures,
-                            thought.error.as_deref().unwrap_or("unknown error")
-                        )));
-                    }
-                } else {
-                    run.model_failures = 0;
-                }
-                (decision_of(&thought), true)
-            }
-        };
+        let decision = baseline.decide(&ctx);
         let applied = run.engine.apply(&decision)?;
+        self.push_candle(run, candle, &decision, applied, false);
+        Ok(())
+    }
+
+    /// The events of an applied candle, its closed trades, and the cursor.
+    fn push_candle(
+        &self,
+        run: &mut Run,
+        candle: Candle,
+        decision: &Decision,
+        applied: engine::Applied,
+        is_model: bool,
+    ) {
+        let index = run.cursor;
         let indicators = run.engine.indicators();
         run.events.push(Event::Candle(CandleData {
             time: rfc3339(candle.time),
@@ -716,7 +798,242 @@ impl Worker {
         }
         run.trades.extend(applied.closed);
         run.cursor += 1;
-        Ok(None)
+    }
+
+    /// One lookahead window of a model agent (DESIGN 5a): the prompts of the next `lookahead`
+    /// candles (the later ones from a clone run ahead with HOLD, which changes nothing but
+    /// time), their answers from this session's stored decisions, the decision cache or
+    /// concurrent calls, then the answers accepted in candle order up to and including the first
+    /// that is not HOLD, stored in one insert and applied. The rest were speculative: paid for,
+    /// cached, counted, never applied. Paced, each accepted candle is committed and waited out.
+    async fn window(
+        &self,
+        run: &mut Run,
+        model: &mut Model,
+        rows: &[Candle],
+        pace: Option<Duration>,
+    ) -> Result<Window, StepError> {
+        let n = rows.len().min(run.lookahead.max(1));
+        let first_index = run.cursor;
+        // the prompts, from a clone run ahead with HOLD (the engine itself observes a candle
+        // only when its decision is applied)
+        let mut requests = Vec::with_capacity(n);
+        let mut ahead = run.engine.clone();
+        for (j, candle) in rows.iter().enumerate().take(n) {
+            let ctx = ahead.observe(*candle)?;
+            requests.push(model.request(&ctx));
+            if j + 1 < n {
+                ahead.apply_order(Action::Hold, &engine::Order::default())?;
+            }
+        }
+        drop(ahead);
+        let hashes: Vec<String> = requests
+            .iter()
+            .map(|r| crate::decider::hash_hex(r.body().to_string().as_bytes()))
+            .collect();
+        // what is known already: this session's decisions (a replay), then the cache
+        let mut resolved: Vec<Option<(Thought, Source)>> = vec![None; n];
+        for t in steps::thoughts(
+            &self.pool,
+            run.user_id,
+            run.session_id,
+            first_index,
+            first_index + n as i64,
+        )
+        .await?
+        {
+            let j = (t.candle_index - first_index) as usize;
+            resolved[j] = Some((t, Source::Stored));
+        }
+        let wanted: Vec<String> = (0..n)
+            .filter(|&j| resolved[j].is_none())
+            .map(|j| hashes[j].clone())
+            .collect();
+        let only_own = run.fresh.then_some(run.session_id);
+        let cached = store::decisions::lookup(&self.pool, run.user_id, &wanted, only_own).await?;
+        for j in 0..n {
+            if resolved[j].is_some() {
+                continue;
+            }
+            if let Some(hit) = cached.iter().find(|c| c.request_hash == hashes[j]) {
+                let source = if hit.session_id == Some(run.session_id) {
+                    Source::Paid
+                } else {
+                    Source::Cache
+                };
+                resolved[j] = Some((
+                    crate::decider::thought_from(
+                        hit,
+                        (first_index + j as i64) as u64,
+                        rows[j].time,
+                    ),
+                    source,
+                ));
+            }
+        }
+        // a known answer that is not HOLD ends the window: nothing after it needs asking
+        if let Some(p) = resolved
+            .iter()
+            .position(|r| r.as_ref().is_some_and(|(t, _)| t.action != "hold"))
+        {
+            resolved.truncate(p + 1);
+        }
+        // the calls: those still unknown, within the budget
+        let mut missing: Vec<usize> = (0..resolved.len())
+            .filter(|&j| resolved[j].is_none())
+            .collect();
+        if let Some(budget) = run.budget_usd
+            && !missing.is_empty()
+        {
+            let estimate = match model.pricing().await {
+                Some(p) => Some(p.cost(
+                    (requests[missing[0]].body().to_string().len() / 4) as u32,
+                    crate::decider::MAX_TOKENS,
+                )),
+                None => run.max_call_cost,
+            };
+            let left = budget - run.spent_usd;
+            let affordable = match estimate {
+                Some(e) if e > 0.0 => (left / e).floor().max(0.0) as usize,
+                // nothing known of the price yet: one call at a time, to learn it
+                _ => usize::from(left > 0.0),
+            };
+            if affordable < missing.len() {
+                // the window ends before the first call that cannot be afforded
+                let end = missing[affordable];
+                if end == 0 {
+                    return Ok(Window::Budget);
+                }
+                resolved.truncate(end);
+                missing.retain(|&j| j < end);
+            }
+        }
+        let n = resolved.len();
+        // each answer is stored (and counted) the moment it returns: a crash never loses a
+        // paid answer, and a replay finds it in the cache
+        let calls = missing.iter().map(|&j| {
+            let (model, request, hash) = (&*model, &requests[j], &hashes[j]);
+            let (user_id, session_id) = (run.user_id, run.session_id);
+            async move {
+                let answer = match model.call(request).await {
+                    Ok(Ok(answer)) => answer,
+                    Ok(Err(error)) => {
+                        store::decisions::count_failed_call(&self.pool, user_id, session_id)
+                            .await?;
+                        return Ok::<_, StepError>((j, Ok(Err(error))));
+                    }
+                    Err(fatal) => return Ok((j, Err(fatal))),
+                };
+                let stored = store::decisions::Cached {
+                    request_hash: hash.clone(),
+                    session_id: Some(session_id),
+                    cost_usd: model.cost(&answer).await,
+                    content: answer.content,
+                    prompt_tokens: answer.prompt_tokens.map(|t| t as i32),
+                    completion_tokens: answer.completion_tokens.map(|t| t as i32),
+                    latency_ms: Some(answer.latency_ms.min(i32::MAX as u32) as i32),
+                };
+                store::decisions::put(&self.pool, user_id, &model.model, &stored).await?;
+                Ok((j, Ok(Ok((stored, answer.format)))))
+            }
+        });
+        let answers = futures::future::join_all(calls).await;
+        for outcome in answers {
+            let (j, answer) = outcome?;
+            let index = (first_index + j as i64) as u64;
+            match answer {
+                Err(Fatal(e)) => return Ok(Window::Failed(self.fatal(run, &e).await?)),
+                Ok(Err(error)) => {
+                    resolved[j] = Some((
+                        crate::decider::failed_thought(error, &hashes[j], index, rows[j].time),
+                        Source::Paid,
+                    ));
+                }
+                Ok(Ok((stored, format))) => {
+                    // (a test's kill point: the window's answers are stored, none is accepted)
+                    self.faults.model_call();
+                    // a model that refused the schema is asked for plain JSON from now on
+                    model.format = format;
+                    if let Some(c) = stored.cost_usd {
+                        run.spent_usd += c;
+                        run.max_call_cost = Some(run.max_call_cost.map_or(c, |m| m.max(c)));
+                    }
+                    resolved[j] = Some((
+                        crate::decider::thought_from(&stored, index, rows[j].time),
+                        Source::Paid,
+                    ));
+                }
+            }
+        }
+        if model.limiter.take_rate_limited() {
+            // rate limited: look less far ahead for the rest of the step
+            run.lookahead = (run.lookahead / 2).max(1);
+        }
+        let resolved: Vec<(Thought, Source)> = resolved.into_iter().flatten().collect();
+        // accepted: in order, up to and including the first answer that is not HOLD
+        let accepted = resolved
+            .iter()
+            .position(|(t, _)| t.action != "hold")
+            .map_or(resolved.len(), |p| p + 1)
+            .min(n);
+        let from_cache = resolved[..accepted]
+            .iter()
+            .filter(|(_, s)| *s == Source::Cache)
+            .count() as i64;
+        let new: Vec<Thought> = resolved[..accepted]
+            .iter()
+            .filter(|(_, s)| *s != Source::Stored)
+            .map(|(t, _)| t.clone())
+            .collect();
+        let mut decisions: Vec<Thought> = resolved[..accepted]
+            .iter()
+            .map(|(t, _)| t.clone())
+            .collect();
+        if !new.is_empty() {
+            let saved =
+                steps::save_thoughts(&self.pool, run.user_id, run.session_id, &new, from_cache)
+                    .await?;
+            // the stored decision wins (another delivery may have stored first)
+            for t in saved {
+                let j = (t.candle_index - first_index) as usize;
+                if j < decisions.len() {
+                    decisions[j] = t;
+                }
+            }
+        }
+        for (j, thought) in decisions.iter().enumerate() {
+            let candle_started = Instant::now();
+            run.engine.observe(rows[j])?;
+            if is_failed_call(thought) {
+                run.model_failures += 1;
+                if run.model_failures >= self.config.max_model_failures {
+                    return Ok(Window::Failed(format!(
+                        "the model failed on {} candles in a row; last: {}",
+                        run.model_failures,
+                        thought.error.as_deref().unwrap_or("unknown error")
+                    )));
+                }
+            } else {
+                run.model_failures = 0;
+            }
+            let decision = decision_of(thought);
+            let applied = run.engine.apply(&decision)?;
+            self.push_candle(run, rows[j], &decision, applied, true);
+            self.faults.candle();
+            if let Some(pace) = pace {
+                run.events.push(Event::StatsUpdate(stats_of(&run.engine)));
+                let Some(_) = self.commit(run, None).await? else {
+                    return Ok(Window::Stale);
+                };
+                if !matches!(run.status.as_str(), "running" | "pending") {
+                    return Ok(Window::Accepted(j + 1));
+                }
+                if let Some(wait) = pace.checked_sub(candle_started.elapsed()) {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+        Ok(Window::Accepted(decisions.len()))
     }
 
     /// A call that cannot succeed: the key's status is recorded (with its notification) and the
@@ -761,6 +1078,7 @@ impl Worker {
                 user_id: run.user_id,
                 session_id: run.session_id,
                 version: run.version,
+                step_version: run.step_version,
                 checkpoint: &checkpoint,
                 cursor: run.cursor,
                 total_candles: run.total,
@@ -798,18 +1116,25 @@ impl Worker {
     }
 
     /// Ends the run with its result (`completed`, or `stopped`).
-    async fn finish(&self, run: &mut Run, status: &'static str) -> Result<Outcome, StepError> {
+    async fn finish(
+        &self,
+        run: &mut Run,
+        status: &'static str,
+        reason: Option<&str>,
+    ) -> Result<Outcome, StepError> {
         let (closed, metrics): (Vec<Trade>, Metrics) = run.engine.finish()?;
         for t in &closed {
             run.events.push(closed_event(t));
         }
         run.trades.extend(closed);
         let result_id = Uuid::new_v4();
+        let economics = store::sessions::economics(&self.pool, run.user_id, run.session_id).await?;
         let result = SessionResult::new(
             result_id,
             run.starting_capital,
             metrics.final_equity,
             steps::metrics_json(&metrics),
+            economics,
         );
         run.events.push(Event::StatsUpdate(stats_of(&run.engine)));
         run.events.push(Event::SessionCompleted(SessionCompleted {
@@ -824,6 +1149,7 @@ impl Worker {
                 Some(Finish::Result {
                     status,
                     result_id,
+                    reason,
                     metrics: &metrics,
                     mode: &mode,
                     duration_seconds: duration,

@@ -6,12 +6,24 @@
 //! transient failures to 503). The request and response types live beside the queries that read
 //! and write them, with their validation, so each field is defined once.
 
+/// A session's speculative calls wasted, as SQL over `test_sessions s`: the calls it made minus
+/// the decisions it paid for itself (its `ai_thoughts` rows that did not come from the cache).
+/// One definition for the session, its result and the live view.
+macro_rules! wasted_calls {
+    () => {
+        "(s.model_calls - (SELECT count(*) FROM ai_thoughts w
+                           WHERE w.user_id = s.user_id AND w.session_id = s.id)
+          + s.cached_decisions)"
+    };
+}
+
 pub mod activity;
 pub mod agents;
 
 pub mod page;
 pub use page::Cursor;
 pub mod api_keys;
+pub mod decisions;
 pub mod market_data;
 pub mod sessions;
 pub mod steps;

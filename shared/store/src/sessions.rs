@@ -142,6 +142,19 @@ pub struct Progress {
     pub total: i64,
 }
 
+/// How a run's decisions were obtained and what they cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Economics {
+    /// Requests answered by (or failed at) the model, speculative ones included.
+    pub model_calls: i64,
+    /// Decisions reused from an earlier run's identical request (no call, no cost).
+    pub cached_decisions: i64,
+    /// Speculative answers paid for and not used (a decision before them was not HOLD).
+    pub speculative_calls_wasted: i64,
+    /// USD: OpenRouter's `usage.cost`, or the model's listed pricing when absent.
+    pub model_cost_usd: f64,
+}
+
 /// A finished session's result: the same object in `GET /api/arena/sessions/{id}` and in the
 /// `session_completed` event. `metrics` are named as `alphalab backtest` prints them.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -149,17 +162,36 @@ pub struct SessionResult {
     /// The `test_results` row.
     pub id: Uuid,
     pub final_equity: f64,
+    /// Gross: before the model's cost.
     pub total_pnl: f64,
     pub total_pnl_pct: f64,
     /// Total PnL >= 0.
     pub can_generate_certificate: bool,
     #[schema(value_type = Object)]
     pub metrics: Value,
+    pub model_calls: i64,
+    pub cached_decisions: i64,
+    pub speculative_calls_wasted: i64,
+    pub model_cost_usd: f64,
+    /// Model cost per trade (`null` without trades).
+    pub cost_per_trade_usd: Option<f64>,
+    /// Total PnL net of the model's cost.
+    pub net_pnl: f64,
 }
 
 impl SessionResult {
-    pub fn new(id: Uuid, starting_capital: f64, final_equity: f64, metrics: Value) -> Self {
+    pub fn new(
+        id: Uuid,
+        starting_capital: f64,
+        final_equity: f64,
+        metrics: Value,
+        economics: Economics,
+    ) -> Self {
         let total_pnl = final_equity - starting_capital;
+        let trades = metrics
+            .get("total_trades")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
         Self {
             id,
             final_equity,
@@ -167,8 +199,28 @@ impl SessionResult {
             total_pnl_pct: total_pnl / starting_capital * 100.0,
             can_generate_certificate: total_pnl >= 0.0,
             metrics,
+            model_calls: economics.model_calls,
+            cached_decisions: economics.cached_decisions,
+            speculative_calls_wasted: economics.speculative_calls_wasted,
+            model_cost_usd: economics.model_cost_usd,
+            cost_per_trade_usd: (trades > 0).then(|| economics.model_cost_usd / trades as f64),
+            net_pnl: total_pnl - economics.model_cost_usd,
         }
     }
+}
+
+/// The run's economics so far.
+pub async fn economics(pool: &PgPool, user_id: Uuid, id: Uuid) -> Result<Economics, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "SELECT s.model_calls, s.cached_decisions, ",
+        wasted_calls!(),
+        " AS speculative_calls_wasted, s.model_cost_usd
+         FROM test_sessions s WHERE s.user_id = $1 AND s.id = $2"
+    ))
+    .bind(user_id)
+    .bind(id)
+    .fetch_one(pool)
+    .await
 }
 
 /// A session as the API shows it.
@@ -200,9 +252,13 @@ pub struct Session {
     /// Live figures after the last committed candle (equity, return, trades, drawdown).
     #[schema(value_type = Option<Object>)]
     pub stats: Option<Value>,
-    /// Model calls made so far and what they cost (USD, OpenRouter's `usage.cost`).
+    /// Model calls made so far (speculative ones included) and what they cost (USD).
     pub model_calls: i64,
     pub model_cost_usd: f64,
+    /// Decisions taken from earlier runs' identical requests.
+    pub cached_decisions: i64,
+    /// Speculative answers paid for and not used.
+    pub speculative_calls_wasted: i64,
     /// Once finished (completed, or stopped after at least one candle).
     pub result: Option<SessionResult>,
     pub started_at: Option<DateTime<Utc>>,
@@ -230,20 +286,35 @@ struct SessionRow {
     live_stats: Option<Value>,
     model_calls: i64,
     model_cost_usd: f64,
+    cached_decisions: i64,
+    speculative_calls_wasted: i64,
     started_at: Option<DateTime<Utc>>,
     completed_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     result_id: Option<Uuid>,
     final_equity: Option<f64>,
     metrics: Option<Value>,
+    r_model_calls: Option<i64>,
+    r_cached_decisions: Option<i64>,
+    r_speculative_calls_wasted: Option<i64>,
+    r_model_cost_usd: Option<f64>,
 }
 
 impl From<SessionRow> for Session {
     fn from(r: SessionRow) -> Self {
         let result = match (r.result_id, r.final_equity, r.metrics) {
-            (Some(id), Some(equity), Some(metrics)) => {
-                Some(SessionResult::new(id, r.starting_capital, equity, metrics))
-            }
+            (Some(id), Some(equity), Some(metrics)) => Some(SessionResult::new(
+                id,
+                r.starting_capital,
+                equity,
+                metrics,
+                Economics {
+                    model_calls: r.r_model_calls.unwrap_or(0),
+                    cached_decisions: r.r_cached_decisions.unwrap_or(0),
+                    speculative_calls_wasted: r.r_speculative_calls_wasted.unwrap_or(0),
+                    model_cost_usd: r.r_model_cost_usd.unwrap_or(0.0),
+                },
+            )),
             _ => None,
         };
         Self {
@@ -267,6 +338,8 @@ impl From<SessionRow> for Session {
             stats: r.live_stats,
             model_calls: r.model_calls,
             model_cost_usd: r.model_cost_usd,
+            cached_decisions: r.cached_decisions,
+            speculative_calls_wasted: r.speculative_calls_wasted,
             result,
             started_at: r.started_at,
             completed_at: r.completed_at,
@@ -277,13 +350,18 @@ impl From<SessionRow> for Session {
 
 macro_rules! session_select {
     () => {
-        "SELECT s.id, s.type AS kind, s.status, s.failure_reason, s.agent_id, s.agent_snapshot,
+        concat!("SELECT s.id, s.type AS kind, s.status, s.failure_reason, s.agent_id, s.agent_snapshot,
                 s.asset, s.timeframe, s.start_date, s.end_date, s.starting_capital, s.speed,
                 s.config, s.cursor, s.total_candles, s.live_stats, s.model_calls, s.model_cost_usd,
+                s.cached_decisions, ",
+        wasted_calls!(), " AS speculative_calls_wasted,
                 s.started_at, s.completed_at, s.created_at,
-                r.id AS result_id, r.final_equity, r.metrics
+                r.id AS result_id, r.final_equity, r.metrics, r.model_calls AS r_model_calls,
+                r.cached_decisions AS r_cached_decisions,
+                r.speculative_calls_wasted AS r_speculative_calls_wasted,
+                r.model_cost_usd AS r_model_cost_usd
          FROM test_sessions s
-         LEFT JOIN test_results r ON r.user_id = s.user_id AND r.session_id = s.id "
+         LEFT JOIN test_results r ON r.user_id = s.user_id AND r.session_id = s.id ")
     };
 }
 

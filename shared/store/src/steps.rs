@@ -39,6 +39,8 @@ pub struct StepState {
     pub last_watched_at: Option<DateTime<Utc>>,
     pub model_failures: i32,
     pub data_ready: bool,
+    pub step_version: Option<i64>,
+    pub chain_version: i64,
     pub failure_reason: Option<String>,
     pub completed_at: Option<DateTime<Utc>>,
     pub started_at: Option<DateTime<Utc>>,
@@ -53,7 +55,8 @@ pub async fn load(
     sqlx::query_as(
         "SELECT id, user_id, agent_id, status, speed, version, cursor, total_candles, checkpoint,
                 agent_snapshot, config, asset, timeframe, start_date, end_date, starting_capital,
-                last_watched_at, model_failures, data_ready, failure_reason, completed_at, started_at
+                last_watched_at, model_failures, data_ready, step_version, chain_version,
+                failure_reason, completed_at, started_at
          FROM test_sessions WHERE user_id = $1 AND id = $2",
     )
     .bind(user_id)
@@ -109,15 +112,16 @@ pub async fn thoughts(
     .await
 }
 
-/// Persists `new` decisions (one multi-row insert) and adds their calls, tokens and cost to the
-/// session's totals in the same statement. A candle that already has a decision keeps it (a
-/// replay racing a crash); returns the stored decisions of these candles, which are the ones to
-/// apply.
+/// Persists the accepted decisions of a window (one multi-row insert, before any is applied)
+/// and adds how many came from the cache to the session's totals, in the same statement. A candle that already has a decision keeps
+/// it (a replay racing a crash); returns the stored decisions of these candles, which are the ones
+/// to apply.
 pub async fn save_thoughts(
     pool: &PgPool,
     user_id: Uuid,
     session_id: Uuid,
     new: &[Thought],
+    cached: i64,
 ) -> Result<Vec<Thought>, sqlx::Error> {
     if new.is_empty() {
         return Ok(Vec::new());
@@ -137,22 +141,40 @@ pub async fn save_thoughts(
                  completion_tokens integer, cost_usd double precision, latency_ms integer,
                  error text)
              ON CONFLICT (session_id, candle_index) DO NOTHING
-             RETURNING prompt_tokens, completion_tokens, cost_usd, prompt_hash)
-         UPDATE test_sessions SET
-             model_calls = model_calls + (SELECT count(*) FROM ins WHERE prompt_hash IS NOT NULL),
-             prompt_tokens = prompt_tokens + (SELECT coalesce(sum(prompt_tokens), 0) FROM ins),
-             completion_tokens = completion_tokens + (SELECT coalesce(sum(completion_tokens), 0) FROM ins),
-             model_cost_usd = model_cost_usd + (SELECT coalesce(sum(cost_usd), 0) FROM ins)
-         WHERE user_id = $1 AND id = $2",
+             RETURNING 1)
+         UPDATE test_sessions SET cached_decisions = cached_decisions + $4
+         WHERE user_id = $1 AND id = $2 AND EXISTS (SELECT 1 FROM ins)",
     )
     .bind(user_id)
     .bind(session_id)
     .bind(rows)
+    .bind(cached)
     .execute(pool)
     .await?;
     let first = new.iter().map(|t| t.candle_index).min().unwrap_or(0);
     let last = new.iter().map(|t| t.candle_index).max().unwrap_or(0);
     thoughts(pool, user_id, session_id, first, last + 1).await
+}
+
+/// Marks the step that committed `version` as ended: the next message carries `version`.
+/// `false` when the version moved (another delivery went on).
+pub async fn close_step(
+    pool: &PgPool,
+    user_id: Uuid,
+    session_id: Uuid,
+    version: i64,
+) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE test_sessions SET chain_version = version
+         WHERE user_id = $1 AND id = $2 AND version = $3",
+    )
+    .bind(user_id)
+    .bind(session_id)
+    .bind(version)
+    .execute(pool)
+    .await?
+    .rows_affected()
+        == 1)
 }
 
 /// How a session ends in this commit.
@@ -164,6 +186,8 @@ pub enum Finish<'a> {
         status: &'static str,
         /// The `test_results` row's id (chosen by the caller, so the completion event can name it).
         result_id: Uuid,
+        /// Why it stopped (`stopped by the user`, `budget`); none for a completion.
+        reason: Option<&'a str>,
         metrics: &'a Metrics,
         mode: &'a str,
         duration_seconds: i64,
@@ -179,6 +203,8 @@ pub struct Commit<'a> {
     pub session_id: Uuid,
     /// The version the step read: the commit happens only if it is still current.
     pub version: i64,
+    /// The version of the message the step is handling.
+    pub step_version: i64,
     pub checkpoint: &'a Value,
     /// Index of the next candle.
     pub cursor: i64,
@@ -216,7 +242,7 @@ pub async fn commit(pool: &PgPool, c: &Commit<'_>) -> Result<Option<Committed>, 
     let mut tx = pool.begin().await?;
     let (final_status, reason): (Option<&str>, Option<&str>) = match &c.finish {
         None => (None, None),
-        Some(Finish::Result { status, .. }) => (Some(status), None),
+        Some(Finish::Result { status, reason, .. }) => (Some(status), *reason),
         Some(Finish::Failed { reason }) => (Some("failed"), Some(reason)),
     };
     let committed: Option<Committed> = sqlx::query_as(
@@ -224,11 +250,11 @@ pub async fn commit(pool: &PgPool, c: &Commit<'_>) -> Result<Option<Committed>, 
              checkpoint = $4, cursor = $5, total_candles = $6, version = version + 1,
              event_seq = event_seq + $7, live_stats = $8,
              last_watched_at = coalesce($9, last_watched_at), model_failures = $10,
-             data_ready = true, last_advanced_at = now(), updated_at = now(),
+             data_ready = true, last_advanced_at = now(), updated_at = now(), step_version = $13,
              started_at = coalesce(started_at, now()),
              status = CASE WHEN $11::text IS NOT NULL THEN $11
                            WHEN status = 'pending' THEN 'running' ELSE status END,
-             failure_reason = CASE WHEN $11::text = 'failed' THEN $12
+             failure_reason = CASE WHEN $12::text IS NOT NULL THEN $12
                                    WHEN $11::text = 'completed' THEN NULL ELSE failure_reason END,
              completed_at = CASE WHEN $11::text IS NOT NULL THEN now() ELSE completed_at END
          WHERE user_id = $1 AND id = $2 AND version = $3
@@ -246,6 +272,7 @@ pub async fn commit(pool: &PgPool, c: &Commit<'_>) -> Result<Option<Committed>, 
     .bind(c.model_failures)
     .bind(final_status)
     .bind(reason)
+    .bind(c.step_version)
     .fetch_optional(&mut *tx)
     .await?;
     let Some(mut committed) = committed else {
@@ -262,6 +289,7 @@ pub async fn commit(pool: &PgPool, c: &Commit<'_>) -> Result<Option<Committed>, 
             metrics,
             mode,
             duration_seconds,
+            ..
         }) => {
             insert_result(&mut tx, c, *result_id, metrics, mode, *duration_seconds).await?;
             committed.result_id = Some(*result_id);
@@ -357,18 +385,22 @@ async fn insert_result(
 ) -> Result<(), sqlx::Error> {
     let curve =
         serde_json::to_value(&m.equity_curve).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    sqlx::query(
+    sqlx::query(concat!(
         "INSERT INTO test_results (id, session_id, user_id, agent_id, type, mode, asset, timeframe,
              start_date, end_date, starting_capital, final_equity, total_pnl, total_pnl_pct,
              buy_hold_return_pct, max_drawdown_pct, win_rate, profit_factor, sharpe_ratio,
              sortino_ratio, calmar_ratio, total_trades, winning_trades, losing_trades, fees_paid,
-             metrics, equity_curve, agent_snapshot, config, duration_seconds)
+             metrics, equity_curve, agent_snapshot, config, duration_seconds, model_calls,
+             cached_decisions, speculative_calls_wasted, model_cost_usd)
          SELECT $19, s.id, s.user_id, s.agent_id, s.type, $3, s.asset, s.timeframe, s.start_date,
                 s.end_date, s.starting_capital, $4, $4 - s.starting_capital,
                 ($4 - s.starting_capital) / s.starting_capital * 100, $5, $6, $7, $8, $9, $10,
-                $11, $12, $13, $14, $15, $16, $17, s.agent_snapshot, s.config, $18
-         FROM test_sessions s WHERE s.user_id = $1 AND s.id = $2",
-    )
+                $11, $12, $13, $14, $15, $16, $17, s.agent_snapshot, s.config, $18, s.model_calls,
+                s.cached_decisions, ",
+        wasted_calls!(),
+        ", s.model_cost_usd
+         FROM test_sessions s WHERE s.user_id = $1 AND s.id = $2"
+    ))
     .bind(c.user_id)
     .bind(c.session_id)
     .bind(mode)

@@ -104,11 +104,8 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The wait before attempt `attempt + 1` (1-based `attempt` just failed with `error`).
     pub fn delay(&self, attempt: u32, error: &OpenRouterError) -> Duration {
-        if let OpenRouterError::RateLimited {
-            retry_after: Some(secs),
-        } = error
-        {
-            return Duration::from_secs(*secs).min(self.max_delay);
+        if let Some(secs) = error.retry_after() {
+            return Duration::from_secs(secs).min(self.max_delay);
         }
         let full = self
             .base_delay
@@ -172,20 +169,65 @@ pub(super) fn classify(status: u16, retry_after: Option<u64>, body: &[u8]) -> Op
             status,
             message: message(),
         },
+        // the in-flight hold on a prepaid key's balance passes; running out of credits does not
+        402 if String::from_utf8_lossy(body).contains("in_flight_budget_exhausted") => {
+            OpenRouterError::InFlightBudget { retry_after }
+        }
         402 => OpenRouterError::NoCredits { message: message() },
         429 => OpenRouterError::RateLimited { retry_after },
         _ => OpenRouterError::UnexpectedStatus { status },
     }
 }
 
+/// The calls of one key, shared by a step's concurrent requests: at most `max_concurrent` in
+/// flight, and a `Retry-After` one of them receives (429, 402 in-flight) holds them all.
+#[derive(Debug)]
+pub struct KeyLimiter {
+    slots: tokio::sync::Semaphore,
+    blocked_until: std::sync::Mutex<Option<Instant>>,
+    rate_limited: std::sync::atomic::AtomicBool,
+}
+
+impl KeyLimiter {
+    pub fn new(max_concurrent: usize) -> Self {
+        Self {
+            slots: tokio::sync::Semaphore::new(max_concurrent.max(1)),
+            blocked_until: std::sync::Mutex::new(None),
+            rate_limited: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Whether a 429 was seen since the last call (and forget it).
+    pub fn take_rate_limited(&self) -> bool {
+        self.rate_limited
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn hold_for(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut blocked = self.blocked_until.lock().unwrap_or_else(|p| p.into_inner());
+        if blocked.is_none_or(|b| b < until) {
+            *blocked = Some(until);
+        }
+    }
+
+    async fn wait_turn(&self) {
+        let until = *self.blocked_until.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(until) = until {
+            tokio::time::sleep_until(until.into()).await;
+        }
+    }
+}
+
 impl OpenRouter {
-    /// Asks `request.model` for a decision with `key`, retrying transient failures per `policy`.
-    /// The error returned is the last one.
+    /// Asks `request.model` for a decision with `key`, retrying transient failures per `policy`,
+    /// within `limiter`'s bounds. The error returned is the last one.
     pub async fn chat(
         &self,
         key: &SecretString,
         request: &ChatRequest,
         policy: &RetryPolicy,
+        limiter: &KeyLimiter,
     ) -> Result<ChatReply, OpenRouterError> {
         let started = Instant::now();
         let mut request = request.clone();
@@ -193,7 +235,23 @@ impl OpenRouter {
         let mut fell_back = false;
         loop {
             attempt += 1;
-            match self.chat_once(key, &request).await {
+            let result = {
+                let _slot = limiter.slots.acquire().await;
+                // after the slot: a call queued behind one that got a Retry-After waits it out
+                limiter.wait_turn().await;
+                self.chat_once(key, &request).await
+            };
+            if let Err(e) = &result {
+                if matches!(e, OpenRouterError::RateLimited { .. }) {
+                    limiter
+                        .rate_limited
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                if let Some(secs) = e.retry_after() {
+                    limiter.hold_for(Duration::from_secs(secs).min(policy.max_delay));
+                }
+            }
+            match result {
                 Ok(mut reply) => {
                     reply.latency = started.elapsed();
                     reply.attempts = attempt;
@@ -207,8 +265,11 @@ impl OpenRouter {
                     fell_back = true;
                     request.format = ResponseFormat::JsonObject;
                 }
+                // a Retry-After wait is the limiter's (shared with the key's other calls)
                 Err(e) if e.is_transient() && attempt < policy.max_attempts => {
-                    tokio::time::sleep(policy.delay(attempt, &e)).await;
+                    if e.retry_after().is_none() {
+                        tokio::time::sleep(policy.delay(attempt, &e)).await;
+                    }
                 }
                 Err(e) => return Err(e),
             }
@@ -292,6 +353,18 @@ mod tests {
         for status in [400, 401, 402, 403] {
             assert!(!classify(status, None, b"{}").is_transient(), "{status}");
         }
+        let in_flight = classify(
+            402,
+            Some(2),
+            br#"{"error":{"code":402,"message":"in_flight_budget_exhausted: requests in flight hold the balance"}}"#,
+        );
+        assert_eq!(
+            in_flight,
+            OpenRouterError::InFlightBudget {
+                retry_after: Some(2)
+            }
+        );
+        assert!(in_flight.is_transient());
         for status in [408, 429, 500, 502, 503] {
             assert!(classify(status, None, b"{}").is_transient(), "{status}");
         }

@@ -6,7 +6,7 @@ use platform::{ConfigError, Env, FromEnv};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::error::OpenRouterError;
-use super::models::{KeyInfo, KeyResponse};
+use super::models::{KeyInfo, KeyResponse, ModelsResponse, Pricing};
 
 /// `OPENROUTER_BASE_URL` (default `https://openrouter.ai/api/v1`), `OPENROUTER_TIMEOUT_SECS`
 /// (1..25, default 10: well inside API Gateway's 30 s, since keys are checked within requests)
@@ -58,6 +58,11 @@ impl OpenRouter {
         Self { http, config }
     }
 
+    /// How long one chat request may take (`OPENROUTER_CHAT_TIMEOUT_SECS`).
+    pub fn chat_timeout(&self) -> Duration {
+        self.config.chat_timeout
+    }
+
     /// `GET /key` with `key`: what OpenRouter knows of it.
     pub async fn key_info(&self, key: &SecretString) -> Result<KeyInfo, OpenRouterError> {
         let response = self
@@ -82,6 +87,37 @@ impl OpenRouter {
         serde_json::from_slice::<KeyResponse>(&body)
             .map(|r| r.data)
             .map_err(|e| OpenRouterError::InvalidBody(e.to_string()))
+    }
+
+    /// `GET /models`: the listed price of `model` (`None` when it is not listed or has none).
+    pub async fn pricing(&self, model: &str) -> Result<Option<Pricing>, OpenRouterError> {
+        let response = self
+            .http
+            .get(format!("{}/models", self.config.base_url))
+            .timeout(self.config.timeout)
+            .header("X-OpenRouter-Title", "AlphaLab")
+            .send()
+            .await
+            .map_err(|e| self.transport(e))?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(|e| self.transport(e))?;
+        if status != 200 {
+            return Err(super::chat::classify(status, None, &body));
+        }
+        let list: ModelsResponse = serde_json::from_slice(&body)
+            .map_err(|e| OpenRouterError::InvalidBody(e.to_string()))?;
+        let number = |s: &Option<String>| s.as_deref().and_then(|v| v.trim().parse::<f64>().ok());
+        Ok(list
+            .data
+            .into_iter()
+            .find(|m| m.id == model)
+            .and_then(|m| m.pricing)
+            .and_then(|p| {
+                Some(Pricing {
+                    prompt: number(&p.prompt)?,
+                    completion: number(&p.completion)?,
+                })
+            }))
     }
 
     pub(super) fn transport(&self, err: reqwest::Error) -> OpenRouterError {

@@ -8,6 +8,10 @@ pub enum OpenRouterError {
     /// 401 / 403: the key is not accepted.
     #[error("OpenRouter rejected the key ({status}): {message}")]
     Rejected { status: u16, message: String },
+    /// 402 `in_flight_budget_exhausted`: the key's balance is held by requests in flight; retry
+    /// after `Retry-After` (unlike 402 out of credits).
+    #[error("OpenRouter's in-flight budget of the key is exhausted{}", retry_after.map(|s| format!("; retry after {s} s")).unwrap_or_default())]
+    InFlightBudget { retry_after: Option<u64> },
     /// 402: no credits left.
     #[error("OpenRouter reports no credits ({message})")]
     NoCredits { message: String },
@@ -33,10 +37,25 @@ impl OpenRouterError {
     /// and 403 are final (PLATFORM.md, OpenRouter).
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::RateLimited { .. } | Self::Timeout(_) | Self::Network(_) => true,
+            Self::RateLimited { .. }
+            | Self::InFlightBudget { .. }
+            | Self::Timeout(_)
+            | Self::Network(_) => true,
             Self::UnexpectedStatus { status } => *status == 408 || *status >= 500,
             Self::InvalidBody(_) => true,
             Self::BadRequest { .. } | Self::Rejected { .. } | Self::NoCredits { .. } => false,
+        }
+    }
+}
+
+impl OpenRouterError {
+    /// The wait OpenRouter asked for (429, 402 in-flight).
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after } | Self::InFlightBudget { retry_after } => {
+                *retry_after
+            }
+            _ => None,
         }
     }
 }

@@ -45,3 +45,37 @@ pub(crate) struct ErrorDetail {
     #[serde(default)]
     pub(crate) message: Option<String>,
 }
+
+/// A model's listed price, USD per token (`GET /models`: `pricing.prompt`, `pricing.completion`,
+/// sent as strings).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pricing {
+    pub prompt: f64,
+    pub completion: f64,
+}
+
+impl Pricing {
+    pub fn cost(&self, prompt_tokens: u32, completion_tokens: u32) -> f64 {
+        self.prompt * f64::from(prompt_tokens) + self.completion * f64::from(completion_tokens)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ModelsResponse {
+    pub(crate) data: Vec<ModelEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ModelEntry {
+    pub(crate) id: String,
+    #[serde(default)]
+    pub(crate) pricing: Option<PricingStrings>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct PricingStrings {
+    #[serde(default)]
+    pub(crate) prompt: Option<String>,
+    #[serde(default)]
+    pub(crate) completion: Option<String>,
+}

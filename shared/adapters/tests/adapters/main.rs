@@ -64,3 +64,4 @@ async fn rate_limits_are_waited_out_for_their_retry_after() {
         .unwrap_err();
     assert!(err.to_string().contains("400"), "{err}");
 }
+mod limiter;

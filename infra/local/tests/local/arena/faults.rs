@@ -73,7 +73,8 @@ async fn llm_session_matches_the_reference(
         .start_backtest(
             &token,
             json!({"agent_id": agent, "asset": "BTCUSDT", "timeframe": "1h",
-                   "start_date": "2021-07-01", "end_date": "2021-07-03", "speed": "instant"}),
+                   "start_date": "2021-07-01", "end_date": "2021-07-03", "speed": "instant",
+                   "lookahead": 1}),
         )
         .await;
     let mut watcher = arena.watch(&token, id).await;

@@ -39,8 +39,9 @@ async fn llm_arena(model: &str, key: &str) -> (Arena, String, uuid::Uuid, uuid::
 }
 
 fn body(agent: uuid::Uuid) -> serde_json::Value {
+    // one candle at a time: the requests are numbered in candle order
     json!({"agent_id": agent, "asset": "BTCUSDT", "timeframe": "1h",
-           "start_date": "2021-06-01", "end_date": "2021-06-02", "speed": "instant"})
+           "start_date": "2021-06-01", "end_date": "2021-06-02", "speed": "instant", "lookahead": 1})
 }
 
 #[tokio::test]
