@@ -10,7 +10,7 @@ async fn pool() -> (PgPool, TestDatabase) {
     (PgPool::connect(&db.url).await.unwrap(), db)
 }
 
-const TABLES: [&str; 13] = [
+const TABLES: [&str; 14] = [
     "users",
     "user_settings",
     "api_keys",
@@ -24,6 +24,7 @@ const TABLES: [&str; 13] = [
     "activity_log",
     "market_data_cache",
     "webhook_deliveries",
+    "decision_cache",
 ];
 
 #[tokio::test]
@@ -53,7 +54,7 @@ async fn every_table_exists_and_every_user_owned_row_cascades() {
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(owned.len(), 10, "{owned:?}");
+    assert_eq!(owned.len(), 11, "{owned:?}");
     for (table, action) in owned {
         assert_eq!(action.as_deref(), Some("c"), "{table}.user_id cascades");
     }
