@@ -29,7 +29,8 @@ pub enum SourceError {
     Database(#[from] sqlx::Error),
 }
 
-fn candle((time, open, high, low, close, volume): market_data::CandleRow) -> Candle {
+/// A cached row as the engine's candle.
+pub fn candle((time, open, high, low, close, volume): market_data::CandleRow) -> Candle {
     Candle {
         time,
         open,

@@ -651,14 +651,7 @@ impl Worker {
             )
             .await?
             .into_iter()
-            .map(|(time, open, high, low, close, volume)| Candle {
-                time,
-                open,
-                high,
-                low,
-                close,
-                volume,
-            })
+            .map(crate::candles::candle)
             .collect();
             if rows.is_empty() {
                 // fewer candles than counted (should not happen): end here

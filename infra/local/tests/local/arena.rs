@@ -424,3 +424,22 @@ pub(crate) fn cli_metrics(candles: &[engine::Candle], asset: &str) -> Value {
     let _ = std::fs::remove_dir_all(&dir);
     serde_json::from_str::<Value>(&out).unwrap()["metrics"].clone()
 }
+
+/// The session an uninterrupted run of one call at a time produces, computed offline: the engine
+/// driven with the decisions `model` gives each candle's prompt (a pure function of it).
+pub(crate) fn reference(
+    config: engine::EngineConfig,
+    candles: &[engine::Candle],
+    model: impl Fn(&str) -> String,
+) -> (Vec<engine::Trade>, engine::Metrics) {
+    let mut engine = engine::Engine::new(config).unwrap();
+    let mut trades = Vec::new();
+    for c in candles {
+        let ctx = engine.observe(*c).unwrap();
+        let decision = engine::decision::parse(&model(&engine::prompt::candle_prompt(&ctx)));
+        trades.extend(engine.apply(&decision).unwrap().closed);
+    }
+    let (last, metrics) = engine.finish().unwrap();
+    trades.extend(last);
+    (trades, metrics)
+}

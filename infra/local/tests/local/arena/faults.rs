@@ -5,30 +5,10 @@
 use std::time::Duration;
 
 use arena::KillPoint;
-use engine::{Engine, EngineConfig};
+use engine::EngineConfig;
 use serde_json::{Value, json};
 
 use super::{Arena, cli_metrics, watch_until_end};
-
-/// The session an uninterrupted run produces, computed offline: the engine driven with the
-/// decisions the mock model gives each candle's prompt (a pure function of it).
-fn reference(
-    config: EngineConfig,
-    candles: &[engine::Candle],
-) -> (Vec<engine::Trade>, engine::Metrics) {
-    let mut engine = Engine::new(config).unwrap();
-    let mut trades = Vec::new();
-    for c in candles {
-        let ctx = engine.observe(*c).unwrap();
-        let reply =
-            alphalab_devstack::openrouter::decision_for(&engine::prompt::candle_prompt(&ctx));
-        let decision = engine::decision::parse(&reply);
-        trades.extend(engine.apply(&decision).unwrap().closed);
-    }
-    let (last, metrics) = engine.finish().unwrap();
-    trades.extend(last);
-    (trades, metrics)
-}
 
 /// The session's trades as stored: (trade_no, side, entry, exit, pnl, exit_type).
 async fn stored_trades(arena: &Arena, id: uuid::Uuid) -> Vec<(i32, String, f64, f64, f64, String)> {
@@ -94,7 +74,11 @@ async fn llm_session_matches_the_reference(
             .clone(),
     )
     .unwrap();
-    let (trades, metrics) = reference(config, &candles);
+    let (trades, metrics) = super::reference(
+        config,
+        &candles,
+        alphalab_devstack::openrouter::decision_for,
+    );
     assert_eq!(
         session["result"]["metrics"],
         store::steps::metrics_json(&metrics),

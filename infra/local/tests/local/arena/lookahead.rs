@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use alphalab_devstack::openrouter::{Reply, decision_for};
 use arena::KillPoint;
-use engine::{Engine, EngineConfig};
+use engine::EngineConfig;
 use serde_json::{Value, json};
 
 use super::Arena;
@@ -24,23 +24,6 @@ fn reply(prompt: &str) -> String {
     } else {
         decision_for(prompt)
     }
-}
-
-/// One call at a time, offline: the result every lookahead must reproduce.
-fn reference(
-    config: EngineConfig,
-    candles: &[engine::Candle],
-) -> (Vec<engine::Trade>, engine::Metrics) {
-    let mut engine = Engine::new(config).unwrap();
-    let mut trades = Vec::new();
-    for c in candles {
-        let ctx = engine.observe(*c).unwrap();
-        let decision = engine::decision::parse(&reply(&engine::prompt::candle_prompt(&ctx)));
-        trades.extend(engine.apply(&decision).unwrap().closed);
-    }
-    let (last, metrics) = engine.finish().unwrap();
-    trades.extend(last);
-    (trades, metrics)
 }
 
 struct Llm {
@@ -108,7 +91,7 @@ impl Llm {
     async fn assert_reference(&self, session: &Value) {
         assert_eq!(session["status"], "completed", "{session}");
         let id: uuid::Uuid = session["id"].as_str().unwrap().parse().unwrap();
-        let (trades, metrics) = reference(self.config(session).await, &self.candles);
+        let (trades, metrics) = super::reference(self.config(session).await, &self.candles, reply);
         assert_eq!(
             session["result"]["metrics"],
             store::steps::metrics_json(&metrics),
