@@ -24,7 +24,7 @@ pub(crate) struct BenchLookaheadArgs {
     /// The model's latency per call, milliseconds.
     #[arg(long, default_value_t = 1_000)]
     latency_ms: u64,
-    /// Lookaheads to run, in order (the speed-up is over the first).
+    /// Lookaheads to run, in order (the speed-up is over lookahead 1, when it runs).
     #[arg(long, value_delimiter = ',', default_value = "1,8")]
     lookaheads: Vec<u32>,
 }
@@ -82,7 +82,6 @@ pub(crate) async fn run(args: BenchLookaheadArgs) -> Result<()> {
     let user = store::users::provision(&pool, "user_bench_lookahead")
         .await?
         .context("provisioning")?;
-    let token = env.token("user_bench_lookahead");
     let keys = adapters::crypto::Keyring::parse(&e.require("ENCRYPTION_KEYS")?)
         .map_err(|e| anyhow::anyhow!(e))?;
     let key_id = uuid::Uuid::new_v4();
@@ -119,6 +118,7 @@ pub(crate) async fn run(args: BenchLookaheadArgs) -> Result<()> {
     let mut first: Option<(u32, Duration)> = None;
     let mut results: Vec<Value> = Vec::new();
     for k in &args.lookaheads {
+        let token = env.token("user_bench_lookahead");
         let started = Instant::now();
         let (status, body) = server
             .call(
@@ -138,7 +138,9 @@ pub(crate) async fn run(args: BenchLookaheadArgs) -> Result<()> {
         let id = body["session"]["id"].as_str().context("id")?.to_owned();
         let session = loop {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            let (_, read) = server
+            // a fresh token each time: a run outlives a session token
+            let token = env.token("user_bench_lookahead");
+            let (code, read) = server
                 .call(
                     reqwest::Method::GET,
                     &format!("/api/arena/sessions/{id}"),
@@ -146,6 +148,9 @@ pub(crate) async fn run(args: BenchLookaheadArgs) -> Result<()> {
                     None,
                 )
                 .await?;
+            if code != 200 {
+                bail!("reading the session answered {code}: {read}");
+            }
             match read["session"]["status"].as_str() {
                 Some("completed") => break read["session"].clone(),
                 Some("failed" | "stopped") => bail!("session ended: {read}"),
