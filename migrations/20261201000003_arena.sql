@@ -8,15 +8,11 @@ ALTER TABLE agents ADD COLUMN temperature double precision NOT NULL DEFAULT 0.3,
 --   last_watched_at   when a step last saw a subscriber (paced sessions unwatched for 2 minutes
 --                     run at instant until someone subscribes again)
 --   model_failures    candles in a row whose model call failed after its retries
---   model_calls, model_cost_usd, prompt_tokens, completion_tokens: the run's model usage so far
---   data_ready        the first step made sure the candles are cached (fetched when missing)
+--   model_calls, model_cost_usd: the run's model usage so far (tokens are kept per decision)
 ALTER TABLE test_sessions
     ADD COLUMN last_watched_at timestamptz,
     ADD COLUMN model_failures integer NOT NULL DEFAULT 0,
     ADD COLUMN model_calls bigint NOT NULL DEFAULT 0,
     ADD COLUMN model_cost_usd double precision NOT NULL DEFAULT 0,
-    ADD COLUMN prompt_tokens bigint NOT NULL DEFAULT 0,
-    ADD COLUMN completion_tokens bigint NOT NULL DEFAULT 0,
-    ADD COLUMN data_ready boolean NOT NULL DEFAULT false,
     -- the live figures GET /api/arena/sessions/{id} shows while the run goes on
     ADD COLUMN live_stats jsonb;

@@ -10,10 +10,9 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use alphalab_devstack::TestEnv;
 use anyhow::{Context, Result, bail};
 use futures::{SinkExt, StreamExt};
-use platform::{Env, FromEnv};
+use platform::FromEnv;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -31,25 +30,9 @@ pub(crate) struct BenchArenaArgs {
 }
 
 pub(crate) async fn run(args: BenchArenaArgs) -> Result<()> {
-    let mut env = TestEnv::new().await?;
-    let local = crate::local_ws::LocalWs::start(([127, 0, 0, 1], 0).into()).await?;
-    let gateway = &local.gateway;
-    env.set("WEBSOCKET_API_ENDPOINT", gateway.endpoint.clone())
-        .set(
-            "ENCRYPTION_KEYS",
-            adapters::crypto::Keyring::generate_text(),
-        )
-        .set("LOG_FORMAT", "json");
-    let e = Env::from_lookup(env.owned_lookup());
-    let ws = alphalab_ws::Ws::new(&alphalab_ws::Config::from_env(&e)?).await?;
-    local.serve(ws);
-    let arena = alphalab_arena_api::State::new(&alphalab_arena_api::Config::from_env(&e)?).await?;
-    let server = alphalab_devstack::TestServer::serve(alphalab_arena_api::router(arena)).await?;
-    let pool = sqlx::PgPool::connect(&env.db.url).await?;
-
-    // the data, cached beforehand (a user's first run of a range pays the fetch once)
-    let file = crate::workspace_root().join("data/market/BTCUSDT-1h.csv");
-    let all = engine::parse_csv(&std::fs::read_to_string(&file)?)?;
+    let stack = crate::bench_stack::BenchStack::start(&[]).await?;
+    let ws = alphalab_ws::Ws::new(&alphalab_ws::Config::from_env(&stack.vars)?).await?;
+    stack.local.serve(ws);
     let day = |d: &str| -> Result<i64> {
         Ok(chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
             .with_context(|| format!("{d}: expected YYYY-MM-DD"))?
@@ -59,18 +42,13 @@ pub(crate) async fn run(args: BenchArenaArgs) -> Result<()> {
             .timestamp_millis())
     };
     let (from, to) = (day(&args.start)?, day(&args.end)?);
-    let candles: Vec<engine::Candle> = all
-        .into_iter()
-        .filter(|c| c.time >= from && c.time < to)
-        .collect();
-    if candles.is_empty() {
-        bail!("no bundled candles between {} and {}", args.start, args.end);
-    }
-    let rows: Vec<store::market_data::CandleRow> = candles
-        .iter()
-        .map(|c| (c.time, c.open, c.high, c.low, c.close, c.volume))
-        .collect();
-    store::market_data::insert(&pool, "BTCUSDT", "1h", "binance", &rows).await?;
+    let candles = stack
+        .btc_hours(|all| {
+            all.into_iter()
+                .filter(|c| c.time >= from && c.time < to)
+                .collect()
+        })
+        .await?;
 
     // the engine alone on the same candles, for the overhead per candle
     let engine_time = {
@@ -87,16 +65,15 @@ pub(crate) async fn run(args: BenchArenaArgs) -> Result<()> {
         started.elapsed()
     };
 
-    let user = store::users::provision(&pool, "user_bench_arena")
-        .await?
-        .context("provisioning")?;
-    let token = env.token("user_bench_arena");
-    let new: store::agents::NewAgent = serde_json::from_value(json!({
-        "name": "bench", "mode": "omni", "model": "baseline/sma-cross"}))?;
-    let fields = new.fields().map_err(|e| anyhow::anyhow!("agent: {e:?}"))?;
-    let agent = store::agents::create(&pool, user, &fields, None).await?.id;
+    let (token, _, agent) = stack
+        .agent(
+            "user_bench_arena",
+            json!({"name": "bench", "mode": "omni", "model": "baseline/sma-cross"}),
+        )
+        .await?;
     let (mut socket, _) =
-        tokio_tungstenite::connect_async(format!("{}?token={token}", gateway.ws_url)).await?;
+        tokio_tungstenite::connect_async(format!("{}?token={token}", stack.local.gateway.ws_url))
+            .await?;
 
     println!(
         "{} candles of BTCUSDT 1h, baseline/sma-cross, instant; engine alone: {:.1} ms",
@@ -107,9 +84,10 @@ pub(crate) async fn run(args: BenchArenaArgs) -> Result<()> {
         "run | wall | steps | ws messages | ws bytes | fewest 32 KB frames | messages/fewest | events | overhead/candle"
     );
     for run in 1..=args.runs {
-        let (poller, _worker) = crate::steps::start_with(&e, 720).await?;
+        let (poller, _worker) = crate::steps::start_with(&stack.vars, 720).await?;
         let started = Instant::now();
-        let (status, body) = server
+        let (status, body) = stack
+            .server
             .call(
                 reqwest::Method::POST,
                 "/api/arena/backtest/start",

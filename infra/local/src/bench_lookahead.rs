@@ -10,10 +10,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alphalab_devstack::TestEnv;
 use alphalab_devstack::openrouter::{MockOpenRouter, Reply};
 use anyhow::{Context, Result, bail};
-use platform::{Env, FromEnv};
 use serde_json::{Value, json};
 
 #[derive(clap::Args)]
@@ -43,52 +41,39 @@ fn reply(prompt: &str) -> String {
 }
 
 pub(crate) async fn run(args: BenchLookaheadArgs) -> Result<()> {
-    let mut env = TestEnv::new().await?;
     let mock = MockOpenRouter::start().await?;
     mock.set_latency(Duration::from_millis(args.latency_ms));
     mock.set_script(Some(Arc::new(|call| Reply::Content(reply(&call.prompt)))));
-    let local = crate::local_ws::LocalWs::start(([127, 0, 0, 1], 0).into()).await?;
-    env.set("WEBSOCKET_API_ENDPOINT", local.gateway.endpoint.clone())
-        .set(
-            "ENCRYPTION_KEYS",
-            adapters::crypto::Keyring::generate_text(),
-        )
-        .set("OPENROUTER_BASE_URL", mock.base_url.clone())
-        .set("RATE_LIMIT_PER_MINUTE", "0")
-        .set("LOG_FORMAT", "json");
-    let e = Env::from_lookup(env.owned_lookup());
-    let arena = alphalab_arena_api::State::new(&alphalab_arena_api::Config::from_env(&e)?).await?;
-    let server = alphalab_devstack::TestServer::serve(alphalab_arena_api::router(arena)).await?;
-    let pool = sqlx::PgPool::connect(&env.db.url).await?;
-
-    let file = crate::workspace_root().join("data/market/BTCUSDT-1h.csv");
-    let candles: Vec<engine::Candle> = engine::parse_csv(&std::fs::read_to_string(&file)?)?
-        .into_iter()
-        .filter(|c| c.time >= 1_609_459_200_000) // 2021-01-01
-        .take(args.candles)
-        .collect();
-    let Some(last) = candles.last() else {
-        bail!("no candles");
-    };
+    let stack = crate::bench_stack::BenchStack::start(&[
+        ("OPENROUTER_BASE_URL", mock.base_url.as_str()),
+        ("RATE_LIMIT_PER_MINUTE", "0"),
+    ])
+    .await?;
+    let candles = stack
+        .btc_hours(|all| {
+            all.into_iter()
+                .filter(|c| c.time >= 1_609_459_200_000) // 2021-01-01
+                .take(args.candles)
+                .collect()
+        })
+        .await?;
+    let last = candles.last().context("no candles")?;
     let end = chrono::DateTime::from_timestamp_millis(last.time + 3_600_000)
         .context("end")?
         .to_rfc3339();
-    let rows: Vec<store::market_data::CandleRow> = candles
-        .iter()
-        .map(|c| (c.time, c.open, c.high, c.low, c.close, c.volume))
-        .collect();
-    store::market_data::insert(&pool, "BTCUSDT", "1h", "binance", &rows).await?;
 
-    let user = store::users::provision(&pool, "user_bench_lookahead")
+    // the key first (the agent names it), for the user the agent will belong to
+    let clerk = "user_bench_lookahead";
+    let user = store::users::provision(&stack.pool, clerk)
         .await?
         .context("provisioning")?;
-    let keys = adapters::crypto::Keyring::parse(&e.require("ENCRYPTION_KEYS")?)
+    let keys = adapters::crypto::Keyring::parse(&stack.vars.require("ENCRYPTION_KEYS")?)
         .map_err(|e| anyhow::anyhow!(e))?;
     let key_id = uuid::Uuid::new_v4();
     let plaintext = "sk-or-v1-bench-0123456789abcdef";
     let sealed = keys.seal(user, key_id, plaintext)?;
     store::api_keys::insert(
-        &pool,
+        &stack.pool,
         user,
         &store::api_keys::NewKey {
             id: key_id,
@@ -99,28 +84,29 @@ pub(crate) async fn run(args: BenchLookaheadArgs) -> Result<()> {
         },
     )
     .await?;
-    let new: store::agents::NewAgent = serde_json::from_value(json!({
-        "name": "bench llm", "mode": "omni", "model": "openai/gpt-4o-mini",
-        "strategy_prompt": "Trend following.", "indicators": ["rsi_14", "sma_20"],
-        "api_key_id": key_id}))?;
-    let fields = new.fields().map_err(|e| anyhow::anyhow!("agent: {e:?}"))?;
-    let agent = store::agents::create(&pool, user, &fields, None).await?.id;
-    let (_poller, _worker) = crate::steps::start_with(&e, 720).await?;
+    let (_, _, agent) = stack
+        .agent(
+            clerk,
+            json!({"name": "bench llm", "mode": "omni", "model": "openai/gpt-4o-mini",
+                   "strategy_prompt": "Trend following.", "indicators": ["rsi_14", "sma_20"],
+                   "api_key_id": key_id}),
+        )
+        .await?;
+    let (_poller, _worker) = crate::steps::start_with(&stack.vars, 720).await?;
 
     println!(
         "{} candles of BTCUSDT 1h, model latency {} ms, HOLD about 90 %",
         candles.len(),
         args.latency_ms
     );
-    println!(
-        "lookahead | wall | model calls | wasted | wasted share | trades | speed-up over the first"
-    );
-    let mut first: Option<(u32, Duration)> = None;
+    println!("lookahead | wall | model calls | wasted | wasted share | trades");
+    let mut walls: Vec<(u32, Duration)> = Vec::new();
     let mut results: Vec<Value> = Vec::new();
     for k in &args.lookaheads {
-        let token = env.token("user_bench_lookahead");
+        let token = stack.env.token(clerk);
         let started = Instant::now();
-        let (status, body) = server
+        let (status, body) = stack
+            .server
             .call(
                 reqwest::Method::POST,
                 "/api/arena/backtest/start",
@@ -139,8 +125,9 @@ pub(crate) async fn run(args: BenchLookaheadArgs) -> Result<()> {
         let session = loop {
             tokio::time::sleep(Duration::from_millis(200)).await;
             // a fresh token each time: a run outlives a session token
-            let token = env.token("user_bench_lookahead");
-            let (code, read) = server
+            let token = stack.env.token(clerk);
+            let (code, read) = stack
+                .server
                 .call(
                     reqwest::Method::GET,
                     &format!("/api/arena/sessions/{id}"),
@@ -160,12 +147,8 @@ pub(crate) async fn run(args: BenchLookaheadArgs) -> Result<()> {
         let wall = started.elapsed();
         let calls = session["model_calls"].as_f64().unwrap_or(0.0);
         let wasted = session["speculative_calls_wasted"].as_f64().unwrap_or(0.0);
-        let speedup = match first {
-            Some((_, base)) => format!("{:.2}x", base.as_secs_f64() / wall.as_secs_f64()),
-            None => "-".into(),
-        };
         println!(
-            "{k} | {:.1} s | {calls} | {wasted} | {:.1} % | {} | {speedup}",
+            "{k} | {:.1} s | {calls} | {wasted} | {:.1} % | {}",
             wall.as_secs_f64(),
             if calls > 0.0 {
                 wasted / calls * 100.0
@@ -174,10 +157,16 @@ pub(crate) async fn run(args: BenchLookaheadArgs) -> Result<()> {
             },
             session["result"]["metrics"]["total_trades"]
         );
-        if first.is_none() {
-            first = Some((*k, wall));
-        }
+        walls.push((*k, wall));
         results.push(session["result"]["metrics"].clone());
+    }
+    if let Some((_, one)) = walls.iter().find(|(k, _)| *k == 1) {
+        for (k, wall) in walls.iter().filter(|(k, _)| *k != 1) {
+            println!(
+                "speed-up of lookahead {k} over 1: {:.2}x",
+                one.as_secs_f64() / wall.as_secs_f64()
+            );
+        }
     }
     if results.windows(2).any(|w| w[0] != w[1]) {
         bail!("the lookaheads disagree on the metrics");

@@ -7,6 +7,7 @@ mod api;
 mod backtest;
 mod bench_arena;
 mod bench_lookahead;
+mod bench_stack;
 mod bench_ws;
 mod data;
 mod local_ws;

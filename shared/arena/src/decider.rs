@@ -17,6 +17,10 @@ use engine::{Action, Context, Decision, Order};
 use secrecy::SecretString;
 use store::steps::Thought;
 
+/// How the error of a decision whose call failed (after its retries) begins: such a candle
+/// holds and counts towards `MODEL_MAX_FAILURES`.
+const FAILED_CALL: &str = "model call failed";
+
 /// Tokens a decision may use: a short JSON object (DESIGN 5b).
 pub const MAX_TOKENS: u32 = 150;
 
@@ -100,7 +104,7 @@ impl Model {
                 format: reply.format,
             })),
             Err(e) if e.is_transient() => Ok(Err(format!(
-                "model call failed after {} ms: {e}",
+                "{FAILED_CALL} after {} ms: {e}",
                 started.elapsed().as_millis()
             ))),
             Err(e) => Err(Fatal(e)),
@@ -173,7 +177,7 @@ pub fn is_failed_call(thought: &Thought) -> bool {
     thought
         .error
         .as_deref()
-        .is_some_and(|e| e.starts_with("model call failed"))
+        .is_some_and(|e| e.starts_with(FAILED_CALL))
 }
 
 /// The decision a stored thought says (what a replay applies).

@@ -58,14 +58,6 @@ impl StepQueue {
         }
     }
 
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
     /// Sends `message` (FIFO: group = session, dedup id = session and version).
     pub async fn send(&self, message: &StepMessage) -> Result<(), QueueError> {
         let body = serde_json::to_string(message).map_err(|e| QueueError(e.to_string()))?;

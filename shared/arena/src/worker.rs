@@ -16,7 +16,8 @@
 //!
 //! One log line per step.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -95,7 +96,8 @@ pub fn pace(speed: &str) -> Duration {
 /// message comes back after its visibility timeout). Each point fires once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KillPoint {
-    /// After the n-th model answer was stored (1-based, counted across steps).
+    /// After the n-th model answer was stored (1-based, counted across steps from the first
+    /// arming).
     AfterModelCall(usize),
     /// After the n-th candle was processed in memory, before its commit.
     MidChunk(usize),
@@ -106,6 +108,8 @@ pub enum KillPoint {
 /// Fault injection for tests; empty in production.
 #[derive(Debug, Default)]
 pub struct Faults {
+    /// Whether any point is armed: production never takes the lock.
+    any: AtomicBool,
     armed: Mutex<Vec<KillPoint>>,
     model_calls: AtomicUsize,
     candles: AtomicUsize,
@@ -118,6 +122,7 @@ impl Faults {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(point);
+        self.any.store(true, Ordering::SeqCst);
     }
 
     fn hit(&self, matches: impl Fn(&KillPoint) -> bool) {
@@ -130,16 +135,25 @@ impl Faults {
     }
 
     fn model_call(&self) {
+        if !self.any.load(Ordering::Relaxed) {
+            return;
+        }
         let n = self.model_calls.fetch_add(1, Ordering::SeqCst) + 1;
         self.hit(|p| *p == KillPoint::AfterModelCall(n));
     }
 
     fn candle(&self) {
+        if !self.any.load(Ordering::Relaxed) {
+            return;
+        }
         let n = self.candles.fetch_add(1, Ordering::SeqCst) + 1;
         self.hit(|p| *p == KillPoint::MidChunk(n));
     }
 
     fn before_send(&self) {
+        if !self.any.load(Ordering::Relaxed) {
+            return;
+        }
         let n = self.sends.fetch_add(1, Ordering::SeqCst) + 1;
         self.hit(|p| *p == KillPoint::AfterCommitBeforeSend(n));
     }
@@ -264,6 +278,8 @@ struct Run {
     spent_usd: f64,
     /// The dearest call seen in this step (the budget's estimate when no price is listed).
     max_call_cost: Option<f64>,
+    /// This session's decisions stored beyond the checkpoint, by candle index (a replay).
+    replay: HashMap<i64, Thought>,
 }
 
 fn stats_of(engine: &Engine) -> StatsUpdate {
@@ -435,7 +451,8 @@ impl Worker {
             return Ok((Outcome::Ended("failed".into()), 0));
         };
         let (start_ms, end_ms) = (start.timestamp_millis(), end.timestamp_millis());
-        let total = if s.data_ready {
+        // the first step (no checkpoint yet) makes sure the candles are cached and counts them
+        let total = if s.checkpoint.is_some() {
             s.total_candles.unwrap_or(0)
         } else {
             crate::candles::ensure_cached(
@@ -488,11 +505,26 @@ impl Worker {
                 }),
             fresh: s.config["fresh_decisions"].as_bool().unwrap_or(false),
             budget_usd: s.config["budget_usd"].as_f64(),
-            spent_usd: store::sessions::economics(&self.pool, s.user_id, s.id)
-                .await?
-                .model_cost_usd,
+            spent_usd: match s.config["budget_usd"].as_f64() {
+                Some(_) => {
+                    store::sessions::economics(&self.pool, s.user_id, s.id)
+                        .await?
+                        .model_cost_usd
+                }
+                None => 0.0,
+            },
             max_call_cost: None,
+            replay: HashMap::new(),
         };
+        if matches!(decider, Decider::Model(_)) {
+            // decisions stored beyond the checkpoint (the step before died after storing them):
+            // read once, used as their candles come
+            run.replay = steps::thoughts(&self.pool, s.user_id, s.id, s.cursor, i64::MAX)
+                .await?
+                .into_iter()
+                .map(|t| (t.candle_index, t))
+                .collect();
+        }
         if s.checkpoint.is_none() {
             run.events
                 .push(Event::SessionInitialized(SessionInitialized {
@@ -826,17 +858,10 @@ impl Worker {
             .collect();
         // what is known already: this session's decisions (a replay), then the cache
         let mut resolved: Vec<Option<(Thought, Source)>> = vec![None; n];
-        for t in steps::thoughts(
-            &self.pool,
-            run.user_id,
-            run.session_id,
-            first_index,
-            first_index + n as i64,
-        )
-        .await?
-        {
-            let j = (t.candle_index - first_index) as usize;
-            resolved[j] = Some((t, Source::Stored));
+        for (j, slot) in resolved.iter_mut().enumerate() {
+            if let Some(t) = run.replay.remove(&(first_index + j as i64)) {
+                *slot = Some((t, Source::Stored));
+            }
         }
         let wanted: Vec<String> = (0..n)
             .filter(|&j| resolved[j].is_none())

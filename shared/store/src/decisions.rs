@@ -1,6 +1,6 @@
 //! The decision cache across runs (`decision_cache`): every model answer a user paid for, under
-//! the SHA-256 of its full request. Writing an answer also adds the call, its tokens and cost to
-//! the paying session's totals, in the same statement, the moment the answer returns: a crash
+//! the SHA-256 of its full request. Writing an answer also adds the call and its cost to the
+//! paying session's totals, in the same statement, the moment the answer returns: a crash
 //! never loses what was paid, and a replay finds it here.
 
 use serde::{Deserialize, Serialize};
@@ -46,7 +46,7 @@ pub async fn lookup(
 }
 
 /// Stores an answer `session_id` paid for (the newest answer of a request wins) and adds the
-/// call to the session's `model_calls`, tokens and `model_cost_usd`.
+/// call to the session's `model_calls` and `model_cost_usd`.
 pub async fn put(
     pool: &PgPool,
     user_id: Uuid,
@@ -66,8 +66,6 @@ pub async fn put(
              RETURNING 1)
          UPDATE test_sessions SET
              model_calls = model_calls + 1,
-             prompt_tokens = prompt_tokens + coalesce($6, 0),
-             completion_tokens = completion_tokens + coalesce($7, 0),
              model_cost_usd = model_cost_usd + coalesce($8, 0)
          WHERE user_id = $1 AND id = $3 AND EXISTS (SELECT 1 FROM stored)",
     )

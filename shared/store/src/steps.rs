@@ -22,7 +22,6 @@ use crate::activity;
 pub struct StepState {
     pub id: Uuid,
     pub user_id: Uuid,
-    pub agent_id: Option<Uuid>,
     pub status: String,
     pub speed: String,
     pub version: i64,
@@ -38,10 +37,8 @@ pub struct StepState {
     pub starting_capital: f64,
     pub last_watched_at: Option<DateTime<Utc>>,
     pub model_failures: i32,
-    pub data_ready: bool,
     pub step_version: Option<i64>,
     pub chain_version: i64,
-    pub failure_reason: Option<String>,
     pub completed_at: Option<DateTime<Utc>>,
     pub started_at: Option<DateTime<Utc>>,
 }
@@ -53,10 +50,10 @@ pub async fn load(
     session_id: Uuid,
 ) -> Result<Option<StepState>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, user_id, agent_id, status, speed, version, cursor, total_candles, checkpoint,
+        "SELECT id, user_id, status, speed, version, cursor, total_candles, checkpoint,
                 agent_snapshot, config, asset, timeframe, start_date, end_date, starting_capital,
-                last_watched_at, model_failures, data_ready, step_version, chain_version,
-                failure_reason, completed_at, started_at
+                last_watched_at, model_failures, step_version, chain_version, completed_at,
+                started_at
          FROM test_sessions WHERE user_id = $1 AND id = $2",
     )
     .bind(user_id)
@@ -113,9 +110,9 @@ pub async fn thoughts(
 }
 
 /// Persists the accepted decisions of a window (one multi-row insert, before any is applied)
-/// and adds how many came from the cache to the session's totals, in the same statement. A candle that already has a decision keeps
-/// it (a replay racing a crash); returns the stored decisions of these candles, which are the ones
-/// to apply.
+/// and adds how many came from the cache to the session's totals, in the same statement. A
+/// candle that already has a decision keeps it (a replay racing a crash); returns the stored
+/// decisions of these candles, which are the ones to apply (read back only after a conflict).
 pub async fn save_thoughts(
     pool: &PgPool,
     user_id: Uuid,
@@ -127,7 +124,7 @@ pub async fn save_thoughts(
         return Ok(Vec::new());
     }
     let rows = serde_json::to_value(new).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    sqlx::query(
+    let inserted: i64 = sqlx::query_scalar(
         "WITH ins AS (
              INSERT INTO ai_thoughts (session_id, user_id, candle_index, candle_time, prompt_hash,
                  action, reasoning, confidence, order_details, raw_response, prompt_tokens,
@@ -141,16 +138,22 @@ pub async fn save_thoughts(
                  completion_tokens integer, cost_usd double precision, latency_ms integer,
                  error text)
              ON CONFLICT (session_id, candle_index) DO NOTHING
-             RETURNING 1)
-         UPDATE test_sessions SET cached_decisions = cached_decisions + $4
-         WHERE user_id = $1 AND id = $2 AND EXISTS (SELECT 1 FROM ins)",
+             RETURNING 1),
+         counted AS (
+             UPDATE test_sessions SET cached_decisions = cached_decisions + $4
+             WHERE user_id = $1 AND id = $2 AND EXISTS (SELECT 1 FROM ins))
+         SELECT count(*) FROM ins",
     )
     .bind(user_id)
     .bind(session_id)
     .bind(rows)
     .bind(cached)
-    .execute(pool)
+    .fetch_one(pool)
     .await?;
+    if inserted == new.len() as i64 {
+        return Ok(new.to_vec());
+    }
+    // another delivery stored some first: theirs are the decisions
     let first = new.iter().map(|t| t.candle_index).min().unwrap_or(0);
     let last = new.iter().map(|t| t.candle_index).max().unwrap_or(0);
     thoughts(pool, user_id, session_id, first, last + 1).await
@@ -227,8 +230,6 @@ pub struct Committed {
     pub speed: String,
     pub version: i64,
     pub last_seq: i64,
-    #[sqlx(skip)]
-    pub result_id: Option<Uuid>,
 }
 
 fn to_time(ms: i64) -> Result<DateTime<Utc>, sqlx::Error> {
@@ -250,7 +251,7 @@ pub async fn commit(pool: &PgPool, c: &Commit<'_>) -> Result<Option<Committed>, 
              checkpoint = $4, cursor = $5, total_candles = $6, version = version + 1,
              event_seq = event_seq + $7, live_stats = $8,
              last_watched_at = coalesce($9, last_watched_at), model_failures = $10,
-             data_ready = true, last_advanced_at = now(), updated_at = now(), step_version = $13,
+             last_advanced_at = now(), updated_at = now(), step_version = $13,
              started_at = coalesce(started_at, now()),
              status = CASE WHEN $11::text IS NOT NULL THEN $11
                            WHEN status = 'pending' THEN 'running' ELSE status END,
@@ -275,7 +276,7 @@ pub async fn commit(pool: &PgPool, c: &Commit<'_>) -> Result<Option<Committed>, 
     .bind(c.step_version)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some(mut committed) = committed else {
+    let Some(committed) = committed else {
         return Ok(None);
     };
     if !c.trades.is_empty() {
@@ -292,7 +293,6 @@ pub async fn commit(pool: &PgPool, c: &Commit<'_>) -> Result<Option<Committed>, 
             ..
         }) => {
             insert_result(&mut tx, c, *result_id, metrics, mode, *duration_seconds).await?;
-            committed.result_id = Some(*result_id);
             let (action, title) = if *status == "completed" {
                 ("test_completed", "Backtest completed")
             } else {

@@ -74,8 +74,6 @@ pub struct ChatReply {
     pub cost: Option<f64>,
     /// Wall time of the whole call, retries included.
     pub latency: Duration,
-    /// HTTP requests made (1 without retries).
-    pub attempts: u32,
     /// The format that was accepted (after a fallback: `JsonObject`).
     pub format: ResponseFormat,
 }
@@ -254,7 +252,6 @@ impl OpenRouter {
             match result {
                 Ok(mut reply) => {
                     reply.latency = started.elapsed();
-                    reply.attempts = attempt;
                     reply.format = request.format;
                     return Ok(reply);
                 }
@@ -320,7 +317,6 @@ impl OpenRouter {
             completion_tokens: usage.as_ref().and_then(|u| u.completion_tokens),
             cost: usage.as_ref().and_then(|u| u.cost),
             latency: Duration::ZERO,
-            attempts: 1,
             format: request.format,
         })
     }

@@ -12,21 +12,41 @@ fn start_body(agent: uuid::Uuid, start: &str, end: &str, speed: &str) -> Value {
            "start_date": start, "end_date": end, "speed": speed})
 }
 
+/// `clerk`'s token, id and a `model` baseline agent, over the bundled BTCUSDT 1h candles of the
+/// days `[start, end)`, cached; the candles.
+async fn baseline(
+    arena: &Arena,
+    clerk: &str,
+    model: &str,
+    start: &str,
+    end: &str,
+) -> (String, uuid::Uuid, uuid::Uuid, Vec<engine::Candle>) {
+    let candles = arena
+        .load(
+            "BTCUSDT",
+            "1h",
+            &format!("{start}T00:00:00Z"),
+            &format!("{end}T00:00:00Z"),
+        )
+        .await;
+    let (token, user) = arena.user(clerk).await;
+    let agent = arena.agent(user, model, None).await;
+    (token, user, agent, candles)
+}
+
 #[tokio::test]
 async fn a_year_of_sma_cross_runs_over_many_steps_and_equals_the_cli_bit_for_bit() {
     // small chunks and a tiny budget: one chunk per step, so the year takes ~18 steps, each
     // restoring the engine from the previous one's checkpoint
     let mut arena = Arena::start(&[("STEP_CHUNK_CANDLES", "500"), ("STEP_BUDGET_MS", "1")]).await;
-    let candles = arena
-        .load(
-            "BTCUSDT",
-            "1h",
-            "2021-01-01T00:00:00Z",
-            "2022-01-01T00:00:00Z",
-        )
-        .await;
-    let (token, user) = arena.user("user_arena_year").await;
-    let agent = arena.agent(user, "baseline/sma-cross", None).await;
+    let (token, user, agent, candles) = baseline(
+        &arena,
+        "user_arena_year",
+        "baseline/sma-cross",
+        "2021-01-01",
+        "2022-01-01",
+    )
+    .await;
     let id = arena
         .start_backtest(
             &token,
@@ -120,16 +140,14 @@ async fn a_year_of_sma_cross_runs_over_many_steps_and_equals_the_cli_bit_for_bit
 #[tokio::test]
 async fn pause_resume_speed_and_stop_take_effect_mid_run() {
     let mut arena = Arena::start(&[]).await;
-    arena
-        .load(
-            "BTCUSDT",
-            "1h",
-            "2021-03-01T00:00:00Z",
-            "2021-03-05T00:00:00Z",
-        )
-        .await;
-    let (token, user) = arena.user("user_arena_controls").await;
-    let agent = arena.agent(user, "baseline/sma-cross", None).await;
+    let (token, _, agent, _) = baseline(
+        &arena,
+        "user_arena_controls",
+        "baseline/sma-cross",
+        "2021-03-01",
+        "2021-03-05",
+    )
+    .await;
     let id = arena
         .start_backtest(
             &token,
@@ -517,16 +535,14 @@ async fn a_step_that_keeps_failing_is_retried_at_once_and_fails_the_session_on_i
 #[tokio::test]
 async fn a_paced_session_nobody_watches_runs_at_instant() {
     let mut arena = Arena::start(&[]).await;
-    arena
-        .load(
-            "BTCUSDT",
-            "1h",
-            "2021-04-01T00:00:00Z",
-            "2021-04-05T00:00:00Z",
-        )
-        .await;
-    let (token, user) = arena.user("user_arena_idle").await;
-    let agent = arena.agent(user, "baseline/sma-cross", None).await;
+    let (token, _, agent, _) = baseline(
+        &arena,
+        "user_arena_idle",
+        "baseline/sma-cross",
+        "2021-04-01",
+        "2021-04-05",
+    )
+    .await;
     let id = arena
         .start_backtest(
             &token,
@@ -557,16 +573,14 @@ async fn a_paced_session_nobody_watches_runs_at_instant() {
 #[tokio::test]
 async fn stopping_a_paused_session_finishes_it_without_a_resume() {
     let mut arena = Arena::start(&[]).await;
-    arena
-        .load(
-            "BTCUSDT",
-            "1h",
-            "2021-03-01T00:00:00Z",
-            "2021-03-05T00:00:00Z",
-        )
-        .await;
-    let (token, user) = arena.user("user_arena_stop_paused").await;
-    let agent = arena.agent(user, "baseline/sma-cross", None).await;
+    let (token, _, agent, _) = baseline(
+        &arena,
+        "user_arena_stop_paused",
+        "baseline/sma-cross",
+        "2021-03-01",
+        "2021-03-05",
+    )
+    .await;
     let id = arena
         .start_backtest(
             &token,
