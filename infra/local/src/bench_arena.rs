@@ -81,7 +81,7 @@ pub(crate) async fn run(args: BenchArenaArgs) -> Result<()> {
         engine_time.as_secs_f64() * 1e3
     );
     println!(
-        "run | wall | steps | ws messages | ws bytes | fewest 32 KB frames | messages/fewest | events | overhead/candle"
+        "run | wall | steps | ws messages | ws bytes | fewest 32 KB frames | messages/fewest | events | overhead/candle | checkpoint bytes (text / stored)"
     );
     for run in 1..=args.runs {
         let (poller, _worker) = crate::steps::start_with(&stack.vars, 720).await?;
@@ -151,8 +151,16 @@ pub(crate) async fn run(args: BenchArenaArgs) -> Result<()> {
         drop(poller);
         let fewest = bytes.div_ceil(realtime::publisher::FRAME_LIMIT);
         let overhead = (wall.saturating_sub(engine_time)).as_secs_f64() / candles.len() as f64;
+        // what the last commit wrote as the checkpoint: its JSON text and its stored size
+        let (text, stored): (i32, i32) = sqlx::query_as(
+            "SELECT octet_length(checkpoint::text), pg_column_size(checkpoint)
+             FROM test_sessions WHERE id = $1::uuid",
+        )
+        .bind(&session)
+        .fetch_one(&stack.pool)
+        .await?;
         println!(
-            "{run} | {:.2} s | {steps} | {messages} | {bytes} | {fewest} | {:.3} | {events} | {:.1} µs",
+            "{run} | {:.2} s | {steps} | {messages} | {bytes} | {fewest} | {:.3} | {events} | {:.1} µs | {text} / {stored}",
             wall.as_secs_f64(),
             messages as f64 / fewest as f64,
             overhead * 1e6

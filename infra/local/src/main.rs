@@ -7,6 +7,7 @@ mod api;
 mod backtest;
 mod bench_arena;
 mod bench_lookahead;
+mod bench_sessions;
 mod bench_stack;
 mod bench_ws;
 mod data;
@@ -46,6 +47,9 @@ enum Command {
     /// (default 1 then 8, 2,000 candles, 1 s per call); report wall times, calls, the wasted
     /// share and the speed-up (starts its own Postgres and moto).
     BenchLookahead(bench_lookahead::BenchLookaheadArgs),
+    /// Time `GET /api/arena/sessions` for a user with 20 finished sessions of 45,024 model
+    /// decisions each (starts its own Postgres and moto).
+    BenchSessions(bench_sessions::BenchSessionsArgs),
     /// Re-encrypt every stored API key with the active version of ENCRYPTION_KEYS (idempotent,
     /// in batches).
     RotateKeys(rotate::RotateArgs),
@@ -78,6 +82,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::BenchWs(args) => bench_ws::run(args).await,
         Command::BenchArena(args) => bench_arena::run(args).await,
         Command::BenchLookahead(args) => bench_lookahead::run(args).await,
+        Command::BenchSessions(args) => bench_sessions::run(args).await,
         Command::LoadData => {
             let pool = sqlx::PgPool::connect(&database_url()?).await?;
             let rows = data::load_bundled(&pool).await?;
