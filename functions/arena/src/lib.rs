@@ -8,13 +8,12 @@
 //! | `POST /api/arena/backtest/{id}/pause` (`/resume`, `/stop`) | 200 `{"session"}` in its new state |
 //! | `POST /api/arena/backtest/{id}/speed` | body `{"speed"}`; 200 `{"session"}` |
 //!
-//! The controls are `arena::Controls`, the service the WebSocket actions use too: each answers
+//! The controls are `step_worker::Controls`, the service the WebSocket actions use too: each answers
 //! at once (a running step reads the change between candles) and is announced to subscribers.
 //! Another user's session is a 404, controls included.
 
 use std::sync::Arc;
 
-use arena::{Controls, StepMessage, StepQueue, StepsConfig};
 use axum::Router;
 use axum::extract::{FromRef, State as AxumState};
 use axum::http::StatusCode;
@@ -26,6 +25,7 @@ use platform::extract::{Json, Path, Query};
 use platform::{ApiConfig, ApiError, ApiResult, ApiState, ConfigError, Env, FieldError, FromEnv};
 use realtime::{Publisher, RealtimeConfig};
 use serde::{Deserialize, Serialize};
+use step_worker::{Controls, StepMessage, StepQueue, StepsConfig};
 use store::sessions::{self, Control, NewSession, Refused, Session};
 use utoipa::openapi::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -334,11 +334,14 @@ async fn validate(
     }
     let lookahead = body
         .lookahead
-        .unwrap_or(arena::worker::DEFAULT_LOOKAHEAD as u32);
-    if !(1..=arena::worker::MAX_LOOKAHEAD as u32).contains(&lookahead) {
+        .unwrap_or(step_worker::worker::DEFAULT_LOOKAHEAD as u32);
+    if !(1..=step_worker::worker::MAX_LOOKAHEAD as u32).contains(&lookahead) {
         errors.push(FieldError::new(
             "lookahead",
-            format!("must be between 1 and {}", arena::worker::MAX_LOOKAHEAD),
+            format!(
+                "must be between 1 and {}",
+                step_worker::worker::MAX_LOOKAHEAD
+            ),
         ));
     }
     if let Some(budget) = body.budget_usd
@@ -488,8 +491,8 @@ async fn control(
         .apply(user.id, id, &control)
         .await
         .map_err(|e| match e {
-            arena::control::ControlError::Database(e) => ApiError::from(e),
-            arena::control::ControlError::Queue(e) => ApiError::Unavailable(e.to_string()),
+            step_worker::control::ControlError::Database(e) => ApiError::from(e),
+            step_worker::control::ControlError::Queue(e) => ApiError::Unavailable(e.to_string()),
         })?;
     match done {
         Ok(_) => {}

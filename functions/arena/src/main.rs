@@ -1,6 +1,6 @@
 //! The arena Lambda: read its config once per cold start, build the state, serve the router.
 
-use alphalab_arena_api::{Config, State, router};
+use alphalab_arena::{Config, State, router};
 use platform::FromEnv;
 
 #[tokio::main]

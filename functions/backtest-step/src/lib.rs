@@ -1,15 +1,15 @@
 //! The backtest-step function (DESIGN section 5): one SQS FIFO record is one step of one
 //! session; the batch shape is `platform::lambda::sqs` (in order, the failed suffix reported).
-//! The step itself is `arena::Worker`.
+//! The step itself is `step_worker::Worker`.
 
 use std::sync::Arc;
 
 use adapters::binance::{Binance, BinanceConfig};
 use adapters::crypto::Keyring;
 use adapters::openrouter::{OpenRouter, OpenRouterConfig, RetryPolicy};
-use arena::{StepQueue, StepsConfig, Worker, WorkerConfig};
 use platform::{ConfigError, DatabaseConfig, Env, FromEnv, TelemetryConfig};
 use realtime::{Publisher, RealtimeConfig};
+use step_worker::{StepQueue, StepsConfig, Worker, WorkerConfig};
 
 /// The variables this function reads.
 #[derive(Debug, Clone)]

@@ -6,13 +6,12 @@
 //! - `$disconnect`: the connection and its subscriptions are forgotten.
 //! - `$default`: the client's actions (README, "Realtime"): `subscribe` / `unsubscribe` to one of
 //!   the caller's sessions or to an asset's prices, `ping`, and the session controls `pause`,
-//!   `resume`, `stop`, `change_speed`, which go through `arena::Controls`, the service the
+//!   `resume`, `stop`, `change_speed`, which go through `step_worker::Controls`, the service the
 //!   arena's REST routes share (resume and stop send the session's next step). Every answer is an event pushed to the connection; a bad message
 //!   gets an `error` event and the connection stays usable.
 
 use std::sync::Arc;
 
-use arena::{Controls, StepQueue, StepsConfig};
 use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use chrono::Utc;
 use platform::auth::{AuthError, Authenticator};
@@ -23,6 +22,7 @@ use realtime::registry::{price_topic, session_topic};
 use realtime::{Envelope, Publisher, RealtimeConfig};
 use serde_json::Value;
 use sqlx::PgPool;
+use step_worker::{Controls, StepQueue, StepsConfig};
 use store::sessions::{self, Control, Refused};
 use uuid::Uuid;
 

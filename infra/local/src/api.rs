@@ -19,7 +19,7 @@ pub(crate) struct States {
     pub(crate) api: ApiState,
     pub(crate) api_keys: alphalab_api_keys::State,
     pub(crate) webhooks: alphalab_webhooks::State,
-    pub(crate) arena: alphalab_arena_api::State,
+    pub(crate) arena: alphalab_arena::State,
 }
 
 impl States {
@@ -38,13 +38,13 @@ impl States {
             pool: api.pool.clone(),
             secret: Arc::new(hooks.secret),
         };
-        let arena_config = alphalab_arena_api::Config::from_env(env)?;
-        let arena = alphalab_arena_api::State {
+        let arena_config = alphalab_arena::Config::from_env(env)?;
+        let arena = alphalab_arena::State {
             api: api.clone(),
-            controls: arena::Controls {
+            controls: step_worker::Controls {
                 pool: api.pool.clone(),
                 publisher: Arc::new(realtime::Publisher::new(&arena_config.realtime).await),
-                queue: arena::StepQueue::new(&arena_config.steps).await,
+                queue: step_worker::StepQueue::new(&arena_config.steps).await,
             },
         };
         Ok(Self {
@@ -62,7 +62,7 @@ pub(crate) fn document() -> OpenApi {
     doc.merge(alphalab_api_keys::openapi());
     doc.merge(alphalab_agents::openapi());
     doc.merge(alphalab_webhooks::openapi());
-    doc.merge(alphalab_arena_api::openapi());
+    doc.merge(alphalab_arena::openapi());
     doc.info.title = "AlphaLab API".into();
     doc.info.version = env!("CARGO_PKG_VERSION").into();
     doc.info.description = Some(
@@ -91,7 +91,7 @@ pub(crate) fn routes(states: States) -> Router {
         .merge(alphalab_agents::routes(states.api))
         .merge(alphalab_api_keys::routes(states.api_keys))
         .merge(alphalab_webhooks::routes(states.webhooks))
-        .merge(alphalab_arena_api::routes(states.arena))
+        .merge(alphalab_arena::routes(states.arena))
         .route(
             "/api/openapi.json",
             get(move || {

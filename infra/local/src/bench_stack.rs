@@ -27,10 +27,8 @@ impl BenchStack {
             env.set(name, *value);
         }
         let vars = Env::from_lookup(env.owned_lookup());
-        let arena =
-            alphalab_arena_api::State::new(&alphalab_arena_api::Config::from_env(&vars)?).await?;
-        let server =
-            alphalab_devstack::TestServer::serve(alphalab_arena_api::router(arena)).await?;
+        let arena = alphalab_arena::State::new(&alphalab_arena::Config::from_env(&vars)?).await?;
+        let server = alphalab_devstack::TestServer::serve(alphalab_arena::router(arena)).await?;
         let pool = sqlx::PgPool::connect(&env.db.url).await?;
         Ok(Self {
             env,

@@ -17,7 +17,7 @@ pub(crate) async fn create_queue(aws_endpoint: &str, name: &str) -> Result<Steps
 }
 
 /// The function's handler as a mapping invokes it.
-pub(crate) fn invoke(worker: arena::Worker) -> Invoke {
+pub(crate) fn invoke(worker: step_worker::Worker) -> Invoke {
     Arc::new(move |event| {
         let worker = worker.clone();
         Box::pin(async move {
@@ -31,7 +31,7 @@ pub(crate) fn invoke(worker: arena::Worker) -> Invoke {
 }
 
 /// Builds the step function from `env` and starts polling its queue (`STEPS_QUEUE_URL`).
-pub(crate) async fn start(env: &Env<'_>) -> Result<(Poller, arena::Worker)> {
+pub(crate) async fn start(env: &Env<'_>) -> Result<(Poller, step_worker::Worker)> {
     start_with(env, VISIBILITY_SECS as i32).await
 }
 
@@ -39,7 +39,7 @@ pub(crate) async fn start(env: &Env<'_>) -> Result<(Poller, arena::Worker)> {
 pub(crate) async fn start_with(
     env: &Env<'_>,
     visibility_secs: i32,
-) -> Result<(Poller, arena::Worker)> {
+) -> Result<(Poller, step_worker::Worker)> {
     let config = alphalab_backtest_step::Config::from_env(env)?;
     let worker = alphalab_backtest_step::worker(&config).await?;
     let sqs = aws_sdk_sqs::Client::new(&config.steps.aws.sdk_config().await);

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use platform::{ConfigError, Env, FromEnv};
+use config::{ConfigError, Env, FromEnv};
 use serde_json::Value;
 
 /// One candle: open time (ms), open, high, low, close, volume.

@@ -12,7 +12,7 @@ use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use platform::{ConfigError, Env, FromEnv};
+use config::{ConfigError, Env, FromEnv};
 use uuid::Uuid;
 
 const NONCE_LEN: usize = 12;

@@ -7,7 +7,7 @@
 use aws_lc_rs::hmac;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use platform::{ConfigError, Env, FromEnv};
+use config::{ConfigError, Env, FromEnv};
 
 /// Largest distance between the signature's timestamp and now.
 pub const TOLERANCE_SECS: i64 = 5 * 60;

@@ -33,7 +33,7 @@ pub(crate) struct Arena {
     pub(crate) env: TestEnv,
     pub(crate) server: TestServer,
     pub(crate) gateway: WsGateway,
-    pub(crate) worker: arena::Worker,
+    pub(crate) worker: step_worker::Worker,
     pub(crate) openrouter: MockOpenRouter,
     pub(crate) pool: PgPool,
     pub(crate) keys: adapters::crypto::Keyring,
@@ -79,11 +79,10 @@ impl Arena {
             .await
             .unwrap();
         let _ = cell.set(ws);
-        let state =
-            alphalab_arena_api::State::new(&alphalab_arena_api::Config::from_env(&e).unwrap())
-                .await
-                .unwrap();
-        let server = TestServer::serve(alphalab_arena_api::router(state))
+        let state = alphalab_arena::State::new(&alphalab_arena::Config::from_env(&e).unwrap())
+            .await
+            .unwrap();
+        let server = TestServer::serve(alphalab_arena::router(state))
             .await
             .unwrap();
         let worker =

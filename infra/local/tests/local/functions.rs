@@ -40,10 +40,9 @@ pub(crate) async fn all(
         .unwrap();
     let hooks =
         alphalab_webhooks::State::new(&alphalab_webhooks::Config::from_env(&env).unwrap()).unwrap();
-    let arena =
-        alphalab_arena_api::State::new(&alphalab_arena_api::Config::from_env(&env).unwrap())
-            .await
-            .unwrap();
+    let arena = alphalab_arena::State::new(&alphalab_arena::Config::from_env(&env).unwrap())
+        .await
+        .unwrap();
     vec![
         (
             "users",
@@ -67,8 +66,8 @@ pub(crate) async fn all(
         ),
         (
             "arena",
-            alphalab_arena_api::openapi(),
-            alphalab_arena_api::router(arena),
+            alphalab_arena::openapi(),
+            alphalab_arena::router(arena),
         ),
     ]
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use platform::{ConfigError, Env, FromEnv};
+use config::{ConfigError, Env, FromEnv};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::error::OpenRouterError;

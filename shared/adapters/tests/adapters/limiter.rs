@@ -8,7 +8,7 @@ use adapters::openrouter::{
     ChatRequest, KeyLimiter, Message, OpenRouter, OpenRouterConfig, ResponseFormat, RetryPolicy,
 };
 use alphalab_devstack::openrouter::{MockOpenRouter, Reply};
-use platform::{Env, FromEnv};
+use config::{Env, FromEnv};
 
 fn client(mock: &MockOpenRouter) -> OpenRouter {
     let base = mock.base_url.clone();

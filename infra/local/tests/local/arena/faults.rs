@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use arena::KillPoint;
 use engine::EngineConfig;
 use serde_json::{Value, json};
+use step_worker::KillPoint;
 
 use super::{Arena, cli_metrics, watch_until_end};
 

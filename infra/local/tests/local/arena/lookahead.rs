@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alphalab_devstack::openrouter::{Reply, decision_for};
-use arena::KillPoint;
 use engine::EngineConfig;
 use serde_json::{Value, json};
+use step_worker::KillPoint;
 
 use super::Arena;
 
