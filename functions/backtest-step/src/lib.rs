@@ -1,8 +1,12 @@
 //! The backtest-step function (DESIGN section 5): one SQS FIFO record is one step of one
-//! session; the batch shape is `platform::lambda::sqs` (in order, the failed suffix reported).
-//! The step itself is `step_worker::Worker`.
+//! session (the event source mapping's `BatchSize` is 1: a record owns its invocation and its
+//! deadline). [`handle`] is what Lambda runs and what the local event source mapping of
+//! `alphalab serve` and the tests runs; the step itself is `step_worker::Worker`.
 
 use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use tokio::time::Instant;
 
 use adapters::binance::{Binance, BinanceConfig};
 use adapters::crypto::Keyring;
@@ -52,4 +56,13 @@ pub async fn worker(config: &Config) -> Result<Worker, sqlx::Error> {
         retry: RetryPolicy::default(),
         faults: Arc::default(),
     })
+}
+
+/// One invocation: the records of `event` (one with the template's `BatchSize`), in order, each
+/// step ending before `deadline`; a failed record is reported for redelivery.
+pub async fn handle(worker: &Worker, event: SqsEvent, deadline: Instant) -> SqsBatchResponse {
+    platform::lambda::sqs::handle_fifo_batch(event, deadline, |record, deadline| {
+        worker.handle(record, deadline)
+    })
+    .await
 }

@@ -3,7 +3,7 @@
 // the runtime's service around the step's future is deeper than the default limit
 #![recursion_limit = "256"]
 
-use alphalab_backtest_step::{Config, worker};
+use alphalab_backtest_step::{Config, handle, worker};
 use platform::FromEnv;
 
 #[tokio::main]
@@ -11,9 +11,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = Config::from_process_env()?;
     platform::telemetry::init(config.telemetry.log_format);
     let worker = worker(&config).await?;
-    platform::lambda::sqs::serve_fifo(move |record| {
+    platform::lambda::sqs::serve(move |event, deadline| {
         let worker = worker.clone();
-        async move { worker.handle(record).await }
+        async move { handle(&worker, event, deadline).await }
     })
     .await
 }

@@ -5,10 +5,13 @@
 //!   cannot be had); the connection is recorded (user, time, 2-hour TTL).
 //! - `$disconnect`: the connection and its subscriptions are forgotten.
 //! - `$default`: the client's actions (README, "Realtime"): `subscribe` / `unsubscribe` to one of
-//!   the caller's sessions or to an asset's prices, `ping`, and the session controls `pause`,
+//!   the caller's sessions (the `subscribed` answer says where the session stands, with the
+//!   `seq` of its last event) or to an asset's prices, `ping`, and the session controls `pause`,
 //!   `resume`, `stop`, `change_speed`, which go through `step_worker::Controls`, the service the
-//!   arena's REST routes share (resume and stop send the session's next step). Every answer is an event pushed to the connection; a bad message
-//!   gets an `error` event and the connection stays usable.
+//!   arena's REST routes share: the session's step publishes the control's event to the
+//!   subscribers, in seq order with its own, and a caller not subscribed gets it directly. Every
+//!   answer is an event pushed to the connection; a bad message gets an `error` event and the
+//!   connection stays usable.
 
 use std::sync::Arc;
 
@@ -17,7 +20,7 @@ use chrono::Utc;
 use platform::auth::{AuthError, Authenticator};
 use platform::lambda::ws::{WebSocketHandler, response};
 use platform::{ClerkConfig, ConfigError, DatabaseConfig, Env, FromEnv, TelemetryConfig};
-use realtime::events::{ErrorData, Event, Subscription};
+use realtime::events::{ErrorData, Event, Standing, StandingProgress, Subscription};
 use realtime::registry::{price_topic, session_topic};
 use realtime::{Envelope, Publisher, RealtimeConfig};
 use serde_json::Value;
@@ -70,7 +73,6 @@ impl Ws {
         Ok(Self {
             controls: Controls {
                 pool: pool.clone(),
-                publisher: publisher.clone(),
                 queue: StepQueue::new(&config.steps).await,
             },
             pool,
@@ -180,6 +182,21 @@ fn refusal(code: &str, message: impl Into<String>) -> ErrorData {
     }
 }
 
+/// A session's standing as the `subscribed` event says it.
+fn standing(s: sessions::Standing) -> Standing {
+    Standing {
+        status: s.status,
+        speed: s.speed,
+        progress: StandingProgress {
+            cursor: s.cursor.max(0) as u64,
+            total: s.total.max(0) as u64,
+        },
+        stats: s.stats,
+        position: s.position.filter(|p| !p.is_null()),
+        last_seq: s.last_seq.max(0) as u64,
+    }
+}
+
 fn not_found() -> ErrorData {
     refusal("not_found", "session not found")
 }
@@ -258,9 +275,21 @@ impl Ws {
                 };
                 result.map_err(|e| unavailable(&e))?;
                 let event = if action == "subscribe" {
-                    Event::Subscribed(Subscription { topic })
+                    // read after the subscription is written: every event numbered later is
+                    // published to this connection
+                    let session = match session_id {
+                        Some(id) => sessions::standing(&self.pool, user, id)
+                            .await
+                            .map_err(|e| unavailable(&e))?
+                            .map(standing),
+                        None => None,
+                    };
+                    Event::Subscribed(Subscription { topic, session })
                 } else {
-                    Event::Unsubscribed(Subscription { topic })
+                    Event::Unsubscribed(Subscription {
+                        topic,
+                        session: None,
+                    })
                 };
                 self.reply(connection, event, session_id).await;
                 Ok(())
@@ -297,9 +326,18 @@ impl Ws {
                         ));
                     }
                 };
-                // the caller sees the answer even when not subscribed to the session
-                if !done.report.connections.iter().any(|c| c == connection) {
-                    self.publisher.send(connection, &done.envelope).await;
+                // a subscriber gets the event from the session's step, in seq order; the caller
+                // sees the answer even when not subscribed
+                if let Some(envelope) = &done.envelope {
+                    let subscribed = self
+                        .publisher
+                        .registry()
+                        .is_subscribed(&session_topic(session), connection)
+                        .await
+                        .unwrap_or(false);
+                    if !subscribed {
+                        self.publisher.send(connection, envelope).await;
+                    }
                 }
                 Ok(())
             }

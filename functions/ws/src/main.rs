@@ -1,4 +1,6 @@
 //! The ws Lambda: read its config once per cold start, build the handler, serve the events.
+// the runtime's service around the handler's future is deeper than the default limit
+#![recursion_limit = "256"]
 
 use alphalab_ws::{Config, Ws};
 use platform::FromEnv;

@@ -33,11 +33,50 @@ pub struct QueueSpec {
     pub visibility_timeout: Option<i64>,
 }
 
-/// The tables and queues of a SAM template.
+/// An SQS event source of a function, as its template declares it (parameters at their
+/// defaults): what the local event source mapping enforces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqsMappingSpec {
+    /// The function's logical id.
+    pub function: String,
+    /// The queue's logical id.
+    pub queue: String,
+    pub batch_size: usize,
+    pub max_concurrency: usize,
+    /// The function's timeout, seconds.
+    pub timeout_secs: u64,
+}
+
+/// The tables, queues and SQS event sources of a SAM template.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TemplateResources {
     pub tables: Vec<TableSpec>,
     pub queues: Vec<QueueSpec>,
+    pub mappings: Vec<SqsMappingSpec>,
+}
+
+/// A scalar, or a `!Ref` to a parameter read at its default.
+fn resolved(v: &Value, doc: &Value) -> Option<String> {
+    if let Value::Tagged(tagged) = v
+        && tagged.tag == "Ref"
+    {
+        let name = text(&tagged.value)?;
+        return doc
+            .get("Parameters")
+            .and_then(|p| p.get(name.as_str()))
+            .and_then(|p| p.get("Default"))
+            .and_then(text);
+    }
+    text(v)
+}
+
+/// The logical id a `!GetAtt X.Arn` (or `!Ref X`) names.
+fn referenced(v: &Value) -> Option<String> {
+    let Value::Tagged(tagged) = v else {
+        return None;
+    };
+    let target = text(&tagged.value)?;
+    Some(target.split('.').next().unwrap_or_default().to_owned())
 }
 
 fn text(v: &Value) -> Option<String> {
@@ -108,6 +147,40 @@ impl TemplateResources {
                         indexes,
                         ttl_attribute: ttl,
                     });
+                }
+                Some("AWS::Serverless::Function") => {
+                    let timeout = prop("Timeout")
+                        .and_then(|t| resolved(t, &doc))
+                        .or_else(|| {
+                            doc.get("Globals")
+                                .and_then(|g| g.get("Function"))
+                                .and_then(|f| f.get("Timeout"))
+                                .and_then(text)
+                        })
+                        .and_then(|t| t.parse().ok())
+                        .unwrap_or(3);
+                    let events = prop("Events").and_then(Value::as_mapping);
+                    for (_, event) in events.into_iter().flatten() {
+                        if event.get("Type").and_then(text).as_deref() != Some("SQS") {
+                            continue;
+                        }
+                        let p = event.get("Properties");
+                        let field = |name: &str| p.and_then(|p| p.get(name));
+                        out.mappings.push(SqsMappingSpec {
+                            function: id.clone(),
+                            queue: field("Queue").and_then(referenced).unwrap_or_default(),
+                            batch_size: field("BatchSize")
+                                .and_then(|b| resolved(b, &doc))
+                                .and_then(|b| b.parse().ok())
+                                .unwrap_or(10),
+                            max_concurrency: field("ScalingConfig")
+                                .and_then(|c| c.get("MaximumConcurrency"))
+                                .and_then(|c| resolved(c, &doc))
+                                .and_then(|c| c.parse().ok())
+                                .unwrap_or(1_000),
+                            timeout_secs: timeout,
+                        });
+                    }
                 }
                 Some("AWS::SQS::Queue") => {
                     let fifo = prop("FifoQueue").and_then(text).as_deref() == Some("true");

@@ -44,6 +44,8 @@ pub struct MockOpenRouter {
 
 #[derive(Clone, Default)]
 struct Shared {
+    /// The demo models' server: free answers (no cost), the demo models listed.
+    demo: bool,
     seen: Arc<Mutex<Vec<String>>>,
     fail_with: Arc<Mutex<Option<u16>>>,
     calls: Arc<Mutex<Vec<ChatCall>>>,
@@ -95,6 +97,8 @@ pub enum Reply {
     /// 402 `in_flight_budget_exhausted` with this `Retry-After` (the key's balance is held by
     /// requests in flight; not out of credits).
     InFlightBudget(u64),
+    /// 200 with `usage` (billed) and no message content, as OpenRouter sometimes answers.
+    Empty,
 }
 
 /// Chooses the reply per request.
@@ -133,15 +137,33 @@ pub fn decision_for(prompt: &str) -> String {
 impl MockOpenRouter {
     /// Serves on a free port of 127.0.0.1 on the current runtime.
     pub async fn start() -> Result<Self> {
-        let shared = Shared::default();
+        Self::serve(Shared::default(), ([127, 0, 0, 1], 0).into()).await
+    }
+
+    /// The demo models of `alphalab serve --demo-models` ([`DEMO_MODELS`]) on `addr`: every key
+    /// is accepted, every answer is free and takes `latency`.
+    pub async fn start_demo(addr: std::net::SocketAddr, latency: Duration) -> Result<Self> {
+        let shared = Shared {
+            demo: true,
+            ..Shared::default()
+        };
+        *shared.latency.lock().unwrap_or_else(|p| p.into_inner()) = latency;
+        *shared.script.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(Arc::new(|call: &ChatCall| {
+                Reply::Content(demo_answer(&call.model, &call.prompt))
+            }));
+        Self::serve(shared, addr).await
+    }
+
+    async fn serve(shared: Shared, addr: std::net::SocketAddr) -> Result<Self> {
         let app = Router::new()
             .route("/api/v1/key", get(key))
             .route("/api/v1/chat/completions", post(chat))
             .route("/api/v1/models", get(models))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .context("binding the mock OpenRouter")?;
+            .context("binding the local OpenRouter")?;
         let base_url = format!("http://{}/api/v1", listener.local_addr()?);
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -382,11 +404,12 @@ async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: String) ->
         tokio::time::sleep(latency).await;
     }
     let content = match reply {
-        Reply::Decide => decision_for(&prompt),
-        Reply::Content(text) => text,
+        Reply::Empty => None,
+        Reply::Decide => Some(decision_for(&prompt)),
+        Reply::Content(text) => Some(text),
         Reply::Late(delay) => {
             tokio::time::sleep(delay).await;
-            decision_for(&prompt)
+            Some(decision_for(&prompt))
         }
         Reply::InFlightBudget(retry_after) => {
             let mut response = (
@@ -412,20 +435,23 @@ async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: String) ->
             return response;
         }
     };
-    if let Some(c) = shared
-        .calls
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get_mut(call.n - 1)
+    // answered with a decision (an empty 200 is billed, but answers nothing)
+    if content.is_some()
+        && let Some(c) = shared
+            .calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(call.n - 1)
     {
         c.answered = true;
     }
     let prompt_tokens = (body.len() / 4) as u64;
+    let price = if shared.demo { 0.0 } else { 1.0 };
     let mut usage = json!({
         "prompt_tokens": prompt_tokens,
         "completion_tokens": 40,
         "total_tokens": prompt_tokens + 40,
-        "cost": prompt_tokens as f64 * 1e-7 + 40.0 * 4e-7,
+        "cost": price * (prompt_tokens as f64 * 1e-7 + 40.0 * 4e-7),
     });
     // a model id containing `nocost`: OpenRouter sent no cost (priced from GET /models)
     if model.contains("nocost")
@@ -452,7 +478,15 @@ async fn chat(State(shared): State<Shared>, headers: HeaderMap, body: String) ->
 pub const PRICE_PROMPT: f64 = 1e-7;
 pub const PRICE_COMPLETION: f64 = 4e-7;
 
-async fn models() -> Response {
+async fn models(State(shared): State<Shared>) -> Response {
+    if shared.demo {
+        let free = json!({ "prompt": "0", "completion": "0" });
+        let data: Vec<serde_json::Value> = DEMO_MODELS
+            .iter()
+            .map(|(id, description)| json!({ "id": id, "description": description, "pricing": free }))
+            .collect();
+        return axum::Json(json!({ "data": data })).into_response();
+    }
     let pricing =
         json!({ "prompt": PRICE_PROMPT.to_string(), "completion": PRICE_COMPLETION.to_string() });
     axum::Json(json!({ "data": [
@@ -461,4 +495,92 @@ async fn models() -> Response {
         { "id": "acme/no-schema-model", "pricing": pricing },
     ] }))
     .into_response()
+}
+
+/// The demo models `alphalab serve --demo-models` answers with: deterministic functions of the
+/// candle's prompt (the engine's text), free, so a newcomer can watch a model agent think with
+/// no key and no network.
+pub const DEMO_MODELS: &[(&str, &str)] = &[
+    (
+        "demo/trend-follower",
+        "goes long when the close is above its first moving average (sma_*/ema_*), closes below it",
+    ),
+    (
+        "demo/rsi-reversion",
+        "goes long when rsi_14 is under 30, closes when it is over 70",
+    ),
+    (
+        "demo/coin-flip",
+        "acts on a hash of the prompt: about one candle in ten, long or close",
+    ),
+];
+
+/// A number the prompt gives for `label` (`Close 48090.42`, `  rsi_14: 81.61`).
+fn prompt_value(prompt: &str, label: &str) -> Option<f64> {
+    prompt.lines().find_map(|line| {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix(&format!("{label}: ")) {
+            return rest.trim().parse().ok();
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        words
+            .windows(2)
+            .find(|w| w[0] == label)
+            .and_then(|w| w[1].parse().ok())
+    })
+}
+
+/// A demo model's answer to a candle's prompt.
+pub fn demo_answer(model: &str, prompt: &str) -> String {
+    let flat = prompt.contains("Position: none");
+    let close = prompt_value(prompt, "Close");
+    let decide = |action: &str, reasoning: String, confidence: u32| {
+        json!({"action": action, "reasoning": reasoning, "confidence": confidence,
+               "order": {"stop_loss_pct": 3.0, "take_profit_pct": 6.0}})
+        .to_string()
+    };
+    match model {
+        "demo/trend-follower" => {
+            let average = prompt.lines().find_map(|l| {
+                let l = l.trim();
+                let (name, value) = l.split_once(": ")?;
+                (name.starts_with("sma_") || name.starts_with("ema_"))
+                    .then(|| Some((name.to_owned(), value.trim().parse::<f64>().ok()?)))
+                    .flatten()
+            });
+            match (close, average) {
+                (Some(c), Some((name, a))) if flat && c > a => decide(
+                    "long",
+                    format!("close {c} is above {name} {a}: the trend is up"),
+                    70,
+                ),
+                (Some(c), Some((name, a))) if !flat && c < a => decide(
+                    "close",
+                    format!("close {c} fell under {name} {a}: the trend turned"),
+                    65,
+                ),
+                (_, None) => decide("hold", "no moving average among my indicators".into(), 10),
+                _ => decide("hold", "the trend has not changed".into(), 50),
+            }
+        }
+        "demo/rsi-reversion" => match prompt_value(prompt, "rsi_14") {
+            Some(rsi) if flat && rsi < 30.0 => decide(
+                "long",
+                format!("RSI {rsi} is oversold: expecting a bounce"),
+                70,
+            ),
+            Some(rsi) if !flat && rsi > 70.0 => decide(
+                "close",
+                format!("RSI {rsi} is overbought: taking profit"),
+                65,
+            ),
+            Some(rsi) => decide("hold", format!("RSI {rsi} is in between"), 50),
+            None => decide("hold", "rsi_14 is not among my indicators".into(), 10),
+        },
+        _ => match prompt_number(prompt) % 20 {
+            0 if flat => decide("long", "the coin says long".into(), 50),
+            1 if !flat => decide("close", "the coin says close".into(), 50),
+            _ => decide("hold", "the coin says wait".into(), 50),
+        },
+    }
 }

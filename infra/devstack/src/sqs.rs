@@ -1,22 +1,31 @@
-//! Lambda's SQS event source mapping, emulated against moto: long-polls the queue for batches
-//! of up to 10 records with the queue's visibility timeout, invokes the handler in process with
-//! the `SqsEvent` Lambda would send, deletes the records the handler did not report in
-//! `batchItemFailures`, and leaves everything to the queue when the invocation dies (a panic
-//! here, a crash or timeout in AWS): those records come back after the visibility timeout, and
-//! moto moves a record to the dead-letter queue after `maxReceiveCount` receives, as SQS does.
+//! Lambda's SQS event source mapping, emulated against moto, as strict as AWS's:
+//!
+//! - up to `max_concurrency` invocations at once (the template's `StepMaxConcurrency`), each with
+//!   `batch_size` records (the template's `BatchSize`: 1 for the steps), so several sessions
+//!   advance together and one slow or failing session delays no other;
+//! - records of one message group run in order, one invocation after the other; SQS itself
+//!   hands out nothing more of a group while one of its messages is in flight;
+//! - every invocation gets its deadline (`timeout` from its start: Lambda's function timeout)
+//!   and is abandoned when it runs past it, as Lambda abandons it: nothing of its batch is
+//!   deleted, so its records come back after the visibility timeout, each with a receive
+//!   counted (moto moves a record to the dead-letter queue after `maxReceiveCount`, as SQS does);
+//! - an invocation that dies (a panic here, a crash in AWS) is the same;
+//! - records the handler does not report in `batchItemFailures` are deleted; a reported one is
+//!   left to the queue (its handler set its visibility), and the group's later records of the
+//!   same receive are released for SQS to hand out again in order.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::{
-    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
-};
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use tokio::time::Instant;
 
 /// A FIFO queue and its dead-letter queue.
 #[derive(Debug, Clone)]
@@ -37,6 +46,10 @@ pub async fn create_steps_queue(
         .create_queue()
         .queue_name(format!("{name}-dlq.fifo"))
         .attributes(QueueAttributeName::FifoQueue, "true")
+        .attributes(
+            QueueAttributeName::VisibilityTimeout,
+            visibility_secs.to_string(),
+        )
         .send()
         .await
         .context("creating the dead-letter queue")?;
@@ -93,11 +106,27 @@ pub async fn depth(client: &Client, url: &str) -> Result<usize> {
         + n(QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
 }
 
-/// The function an event source mapping invokes.
-pub type Invoke =
-    Arc<dyn Fn(SqsEvent) -> Pin<Box<dyn Future<Output = SqsBatchResponse> + Send>> + Send + Sync>;
+/// The function an event source mapping invokes: the batch and the invocation's deadline.
+pub type Invoke = Arc<
+    dyn Fn(SqsEvent, Instant) -> Pin<Box<dyn Future<Output = SqsBatchResponse> + Send>>
+        + Send
+        + Sync,
+>;
 
-/// What the poller did.
+/// An event source mapping's settings, as the template declares them.
+#[derive(Debug, Clone, Copy)]
+pub struct Mapping {
+    /// Seconds a received record stays invisible (the queue's `VisibilityTimeout`).
+    pub visibility_secs: i32,
+    /// The function's timeout: an invocation still running then is abandoned.
+    pub timeout: Duration,
+    /// Invocations at once (`ScalingConfig.MaximumConcurrency`).
+    pub max_concurrency: usize,
+    /// Records per invocation (`BatchSize`).
+    pub batch_size: usize,
+}
+
+/// What the mapping did.
 #[derive(Debug, Default)]
 pub struct PollerStats {
     pub invocations: AtomicUsize,
@@ -106,9 +135,16 @@ pub struct PollerStats {
     pub reported_failures: AtomicUsize,
     /// Invocations that died (panicked): none of their records were deleted.
     pub died: AtomicUsize,
+    /// Invocations abandoned at their timeout: none of their records were deleted.
+    pub timed_out: AtomicUsize,
+    /// Records received again (`ApproximateReceiveCount` > 1).
+    pub redelivered: AtomicUsize,
+    /// Invocations running now, and the most at once so far.
+    pub running: AtomicUsize,
+    pub most_at_once: AtomicUsize,
 }
 
-/// A running poller; stops when dropped.
+/// A running mapping; stops when dropped.
 pub struct Poller {
     pub stats: Arc<PollerStats>,
     task: tokio::task::JoinHandle<()>,
@@ -145,23 +181,170 @@ fn record(message: aws_sdk_sqs::types::Message, arn: &str) -> SqsMessage {
     record
 }
 
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What became of one invocation.
+enum Ended {
+    Returned(SqsBatchResponse),
+    Died,
+    TimedOut,
+}
+
+struct Mapper {
+    client: Client,
+    queue_url: String,
+    mapping: Mapping,
+    invoke: Invoke,
+    stats: Arc<PollerStats>,
+}
+
+impl Mapper {
+    /// Runs one invocation of `records` under the function's timeout.
+    async fn invocation(&self, records: Vec<SqsMessage>) -> (Vec<SqsMessage>, Ended) {
+        let stats = &self.stats;
+        stats.invocations.fetch_add(1, Ordering::SeqCst);
+        stats.records.fetch_add(records.len(), Ordering::SeqCst);
+        let running = stats.running.fetch_add(1, Ordering::SeqCst) + 1;
+        stats.most_at_once.fetch_max(running, Ordering::SeqCst);
+        let mut event = SqsEvent::default();
+        event.records = records.clone();
+        let deadline = Instant::now() + self.mapping.timeout;
+        // a task of its own, so that a dying invocation (a panic) is seen as such, and one past
+        // its timeout can be abandoned (dropped where it stands, as Lambda freezes it)
+        let task = tokio::spawn((self.invoke)(event, deadline));
+        // dropped with the mapping (or abandoned at its timeout), the invocation dies with it
+        let abort = AbortOnDrop(task.abort_handle());
+        let ended = match tokio::time::timeout_at(deadline, task).await {
+            Ok(Ok(response)) => Ended::Returned(response),
+            Ok(Err(_)) => {
+                stats.died.fetch_add(1, Ordering::SeqCst);
+                Ended::Died
+            }
+            Err(_) => {
+                stats.timed_out.fetch_add(1, Ordering::SeqCst);
+                Ended::TimedOut
+            }
+        };
+        drop(abort);
+        stats.running.fetch_sub(1, Ordering::SeqCst);
+        (records, ended)
+    }
+
+    /// The records of one message group, in order, `batch_size` per invocation; after a failure
+    /// the rest are released (visible again, behind the failed one).
+    async fn group(&self, records: Vec<SqsMessage>) {
+        let batches: Vec<Vec<SqsMessage>> = records
+            .chunks(self.mapping.batch_size.max(1))
+            .map(<[SqsMessage]>::to_vec)
+            .collect();
+        let mut left = batches.into_iter();
+        for batch in left.by_ref() {
+            let (records, ended) = self.invocation(batch).await;
+            let failed: Vec<String> = match &ended {
+                Ended::Returned(response) => response
+                    .batch_item_failures
+                    .iter()
+                    .map(|f| f.item_identifier.clone())
+                    .collect(),
+                Ended::Died | Ended::TimedOut => break,
+            };
+            self.stats
+                .reported_failures
+                .fetch_add(failed.len(), Ordering::SeqCst);
+            for r in &records {
+                let id = r.message_id.clone().unwrap_or_default();
+                if failed.contains(&id) {
+                    continue;
+                }
+                let receipt = r.receipt_handle.clone().unwrap_or_default();
+                if self
+                    .client
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(receipt)
+                    .send()
+                    .await
+                    .is_ok()
+                {
+                    self.stats.deleted.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            if !failed.is_empty() {
+                break;
+            }
+        }
+        for r in left.flatten() {
+            let receipt = r.receipt_handle.clone().unwrap_or_default();
+            let _ = self
+                .client
+                .change_message_visibility()
+                .queue_url(&self.queue_url)
+                .receipt_handle(receipt)
+                .visibility_timeout(0)
+                .send()
+                .await;
+        }
+    }
+}
+
 impl Poller {
-    /// Polls `queue_url` until dropped, invoking `invoke` one batch at a time (the mapping's
-    /// concurrency of one per message group is what FIFO gives anyway).
-    pub fn start(client: Client, queue_url: String, visibility_secs: i32, invoke: Invoke) -> Self {
+    /// Polls `queue_url` until dropped, invoking `invoke` as `mapping` says. Refuses a
+    /// visibility timeout shorter than the function's timeout, as Lambda refuses to create such
+    /// a mapping (a record would come back while its invocation still runs).
+    pub fn start(
+        client: Client,
+        queue_url: String,
+        mapping: Mapping,
+        invoke: Invoke,
+    ) -> Result<Self> {
+        anyhow::ensure!(
+            Duration::from_secs(mapping.visibility_secs.max(0) as u64) >= mapping.timeout,
+            "the queue's visibility timeout ({} s) is shorter than the function's timeout ({:?})",
+            mapping.visibility_secs,
+            mapping.timeout
+        );
         let stats = Arc::new(PollerStats::default());
-        let counters = stats.clone();
+        let arn = format!(
+            "arn:aws:sqs:us-east-1:123456789012:{}",
+            queue_url.rsplit('/').next().unwrap_or_default()
+        );
+        let mapper = Arc::new(Mapper {
+            client,
+            queue_url,
+            mapping,
+            invoke,
+            stats: stats.clone(),
+        });
+        let slots = Arc::new(tokio::sync::Semaphore::new(mapping.max_concurrency.max(1)));
         let task = tokio::spawn(async move {
-            let arn = format!(
-                "arn:aws:sqs:us-east-1:123456789012:{}",
-                queue_url.rsplit('/').next().unwrap_or_default()
-            );
+            // the invocations in flight: aborted when the mapping is dropped
+            let mut running = tokio::task::JoinSet::new();
             loop {
-                let received = client
+                while running.try_join_next().is_some() {}
+                // receive only what free invocations can take
+                let Ok(first) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let mut permits = vec![first];
+                while permits.len() < 10 {
+                    match slots.clone().try_acquire_owned() {
+                        Ok(p) => permits.push(p),
+                        Err(_) => break,
+                    }
+                }
+                let received = mapper
+                    .client
                     .receive_message()
-                    .queue_url(&queue_url)
-                    .max_number_of_messages(10)
-                    .visibility_timeout(visibility_secs)
+                    .queue_url(&mapper.queue_url)
+                    .max_number_of_messages(permits.len() as i32)
+                    .visibility_timeout(mapper.mapping.visibility_secs)
                     .wait_time_seconds(1)
                     .message_system_attribute_names(MessageSystemAttributeName::All)
                     .send()
@@ -169,68 +352,42 @@ impl Poller {
                 let messages = match received {
                     Ok(r) => r.messages.unwrap_or_default(),
                     Err(_) => {
-                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                        tokio::time::sleep(Duration::from_millis(200)).await;
                         continue;
                     }
                 };
-                if messages.is_empty() {
-                    continue;
-                }
-                let mut event = SqsEvent::default();
-                event.records = messages.into_iter().map(|m| record(m, &arn)).collect();
-                let receipts: Vec<(String, String)> = event
-                    .records
-                    .iter()
-                    .map(|r| {
-                        (
-                            r.message_id.clone().unwrap_or_default(),
-                            r.receipt_handle.clone().unwrap_or_default(),
-                        )
-                    })
-                    .collect();
-                counters.invocations.fetch_add(1, Ordering::SeqCst);
-                counters.records.fetch_add(receipts.len(), Ordering::SeqCst);
-                // a task of its own, so that a dying invocation (a panic) is seen as such
-                let outcome = tokio::spawn(invoke(event)).await;
-                let Ok(response) = outcome else {
-                    counters.died.fetch_add(1, Ordering::SeqCst);
-                    continue;
-                };
-                let failed: Vec<&str> = response
-                    .batch_item_failures
-                    .iter()
-                    .map(|f| f.item_identifier.as_str())
-                    .collect();
-                counters
-                    .reported_failures
-                    .fetch_add(failed.len(), Ordering::SeqCst);
-                let entries: Vec<DeleteMessageBatchRequestEntry> = receipts
-                    .iter()
-                    .filter(|(id, _)| !failed.contains(&id.as_str()))
-                    .enumerate()
-                    .filter_map(|(i, (_, receipt))| {
-                        DeleteMessageBatchRequestEntry::builder()
-                            .id(i.to_string())
-                            .receipt_handle(receipt)
-                            .build()
-                            .ok()
-                    })
-                    .collect();
-                if !entries.is_empty() {
-                    let n = entries.len();
-                    if client
-                        .delete_message_batch()
-                        .queue_url(&queue_url)
-                        .set_entries(Some(entries))
-                        .send()
-                        .await
-                        .is_ok()
+                // one task per message group, its records in order
+                let mut groups: Vec<(String, Vec<SqsMessage>)> = Vec::new();
+                for m in messages {
+                    let r = record(m, &arn);
+                    if r.attributes
+                        .get("ApproximateReceiveCount")
+                        .and_then(|c| c.parse::<u32>().ok())
+                        .is_some_and(|c| c > 1)
                     {
-                        counters.deleted.fetch_add(n, Ordering::SeqCst);
+                        mapper.stats.redelivered.fetch_add(1, Ordering::SeqCst);
+                    }
+                    let group = r
+                        .attributes
+                        .get("MessageGroupId")
+                        .cloned()
+                        .unwrap_or_default();
+                    match groups.iter_mut().find(|(g, _)| *g == group) {
+                        Some((_, records)) => records.push(r),
+                        None => groups.push((group, vec![r])),
                     }
                 }
+                for (_, records) in groups {
+                    let Some(permit) = permits.pop() else { break };
+                    let mapper = mapper.clone();
+                    running.spawn(async move {
+                        mapper.group(records).await;
+                        drop(permit);
+                    });
+                }
+                // unused permits go back when `permits` drops
             }
         });
-        Self { stats, task }
+        Ok(Self { stats, task })
     }
 }

@@ -43,9 +43,9 @@ impl States {
             api: api.clone(),
             controls: step_worker::Controls {
                 pool: api.pool.clone(),
-                publisher: Arc::new(realtime::Publisher::new(&arena_config.realtime).await),
                 queue: step_worker::StepQueue::new(&arena_config.steps).await,
             },
+            max_active_sessions: arena_config.max_active_sessions,
         };
         Ok(Self {
             api,

@@ -92,7 +92,8 @@ pub(crate) async fn run(args: BenchLookaheadArgs) -> Result<()> {
                    "api_key_id": key_id}),
         )
         .await?;
-    let (_poller, _worker) = crate::steps::start_with(&stack.vars, 720).await?;
+    let mapping = crate::steps::mapping("BacktestStepFunction", None, 720)?;
+    let (_poller, _worker) = crate::steps::start(&stack.vars, mapping).await?;
 
     println!(
         "{} candles of BTCUSDT 1h, model latency {} ms, HOLD about 90 %",

@@ -39,8 +39,8 @@ impl BenchStack {
         })
     }
 
-    /// The bundled BTCUSDT 1h candles `keep` selects, cached beforehand (a user's first run of a
-    /// range pays the fetch once).
+    /// The bundled BTCUSDT 1h candles `keep` selects, cached beforehand with their gaps (a
+    /// user's first run of a range pays the fetch once).
     pub(crate) async fn btc_hours(
         &self,
         keep: impl FnOnce(Vec<engine::Candle>) -> Vec<engine::Candle>,
@@ -54,7 +54,7 @@ impl BenchStack {
             .iter()
             .map(|c| (c.time, c.open, c.high, c.low, c.close, c.volume))
             .collect();
-        store::market_data::insert(&self.pool, "BTCUSDT", "1h", "binance", &rows).await?;
+        store::market_data::insert_span(&self.pool, "BTCUSDT", "1h", 3_600_000, &rows).await?;
         Ok(candles)
     }
 

@@ -12,7 +12,8 @@ pub(crate) const BUNDLED: &[(&str, &str, &str)] = &[
     ("ETHUSDT", "1d", "ETHUSDT-1d.csv"),
 ];
 
-/// Loads every bundled dataset that is not fully cached yet; returns the rows inserted.
+/// Loads every bundled dataset that is not fully cached yet, and remembers its gaps (the
+/// exchange's outages: nobody is asked for them); returns the rows inserted.
 pub(crate) async fn load_bundled(pool: &PgPool) -> Result<u64> {
     let dir = crate::workspace_root().join("data/market");
     let mut inserted = 0;
@@ -21,14 +22,22 @@ pub(crate) async fn load_bundled(pool: &PgPool) -> Result<u64> {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
         let candles = engine::parse_csv(&text).with_context(|| format!("parsing {file}"))?;
-        if store::market_data::count(pool, asset, timeframe).await? >= candles.len() as i64 {
-            continue;
-        }
+        let step = engine::Timeframe::parse(timeframe)
+            .context("a bundled timeframe")?
+            .millis();
         let rows: Vec<store::market_data::CandleRow> = candles
             .iter()
             .map(|c| (c.time, c.open, c.high, c.low, c.close, c.volume))
             .collect();
-        inserted += store::market_data::insert(pool, asset, timeframe, "binance", &rows).await?;
+        if store::market_data::count(pool, asset, timeframe).await? >= candles.len() as i64 {
+            // cached already (by an earlier version too): the gaps, once
+            if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
+                store::market_data::record_gaps(pool, asset, timeframe, first.0, last.0, step)
+                    .await?;
+            }
+            continue;
+        }
+        inserted += store::market_data::insert_span(pool, asset, timeframe, step, &rows).await?;
     }
     Ok(inserted)
 }

@@ -47,7 +47,20 @@ pub(crate) struct ServeArgs {
     /// Delete the local database first and start from an empty one (ignored with DATABASE_URL).
     #[arg(long)]
     fresh: bool,
+    /// Seconds between two runs of the step-watchdog (every minute in AWS).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    watchdog_interval: u64,
+    /// Answer OpenRouter's chat-completions and key routes in process with the demo models
+    /// (deterministic, free: no key, no network); seeds a demo key and a model agent.
+    #[arg(long)]
+    demo_models: bool,
+    /// The demo models' time per answer, milliseconds.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    demo_latency_ms: u64,
 }
+
+/// The demo user's model agent, seeded with `--demo-models`.
+pub(crate) const DEMO_MODEL_AGENT: &str = "Demo RSI reversion (model)";
 
 fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
@@ -176,10 +189,35 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
             })?;
     let gateway = &local_ws.gateway;
     vars.insert("WEBSOCKET_API_ENDPOINT".into(), gateway.endpoint.clone());
+    let mut dead_letters = env_var("STEPS_DLQ_URL");
     if env_var("STEPS_QUEUE_URL").is_none() {
         let queue = crate::steps::create_queue(&aws_endpoint, "alphalab-steps").await?;
         vars.insert("STEPS_QUEUE_URL".into(), queue.url);
+        dead_letters = Some(queue.dlq_url);
     }
+    // OpenRouter answered in process by the demo models
+    let demo_models = match args.demo_models {
+        true => {
+            let demo = alphalab_devstack::openrouter::MockOpenRouter::start_demo(
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+                std::time::Duration::from_millis(args.demo_latency_ms),
+            )
+            .await?;
+            vars.insert("OPENROUTER_BASE_URL".into(), demo.base_url.clone());
+            Some(demo)
+        }
+        false => None,
+    };
+    // Lambda's timeout for the step function: the template's, or STEP_TIMEOUT_SECS
+    let step_timeout = match vars.get("STEP_TIMEOUT_SECS") {
+        Some(v) => Some(std::time::Duration::from_secs(
+            v.parse::<u64>()
+                .ok()
+                .filter(|s| (1..=900).contains(s))
+                .context("STEP_TIMEOUT_SECS: expected seconds between 1 and 900")?,
+        )),
+        None => None,
+    };
     let env = Env::from_lookup(|name| vars.get(name).cloned());
     let states = crate::api::States::from_env(&env).await?;
     let ws =
@@ -187,7 +225,24 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     local_ws.serve(ws);
     let pool = states.api.pool.clone();
     // the backtest-step function, fed by a local event source mapping
-    let (_poller, _worker) = crate::steps::start(&env).await?;
+    let mapping = crate::steps::mapping(
+        "BacktestStepFunction",
+        step_timeout,
+        crate::steps::VISIBILITY_SECS as i32,
+    )?;
+    let (_poller, _worker) = crate::steps::start(&env, mapping).await?;
+    // the step-watchdog: on a timer, and on the dead-letter queue
+    let _watchdog = match &dead_letters {
+        Some(dlq) => Some(
+            crate::steps::start_watchdog(
+                &env,
+                std::time::Duration::from_secs(args.watchdog_interval),
+                dlq,
+            )
+            .await?,
+        ),
+        None => None,
+    };
 
     let demo = store::users::provision(&pool, DEMO_USER)
         .await?
@@ -200,6 +255,11 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     store::users::update_profile(&pool, demo, &profile).await?;
     if seed_demo_agent(&pool, demo).await? {
         println!("seeded the demo agent \"{DEMO_AGENT}\" (baseline/sma-cross)");
+    }
+    if demo_models.is_some() && seed_demo_model_agent(&pool, &env, demo).await? {
+        println!(
+            "seeded the demo model agent \"{DEMO_MODEL_AGENT}\" (demo/rsi-reversion) and its key"
+        );
     }
     let loaded = crate::data::load_bundled(&pool).await?;
     if loaded > 0 {
@@ -308,6 +368,46 @@ fn busy(port: u16, flag: &str, err: std::io::Error) -> anyhow::Error {
     } else {
         anyhow::anyhow!("cannot listen on 127.0.0.1:{port} ({flag}): {err}")
     }
+}
+
+/// With `--demo-models`: a demo key (answered by the demo models in process) and an agent of a
+/// demo model, unless the demo user has that agent already.
+async fn seed_demo_model_agent(
+    pool: &sqlx::PgPool,
+    env: &Env<'_>,
+    demo: uuid::Uuid,
+) -> Result<bool> {
+    let (agents, _) = store::agents::list(pool, demo, false, None, 100).await?;
+    if agents.iter().any(|a| a.name == DEMO_MODEL_AGENT) {
+        return Ok(false);
+    }
+    let keys = adapters::crypto::Keyring::parse(&env.require("ENCRYPTION_KEYS")?)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let plaintext = "sk-or-v1-demo-models-0000000000000000";
+    let key_id = uuid::Uuid::new_v4();
+    let sealed = keys.seal(demo, key_id, plaintext)?;
+    store::api_keys::insert(
+        pool,
+        demo,
+        &store::api_keys::NewKey {
+            id: key_id,
+            name: "demo models",
+            masked_key: &store::api_keys::mask(plaintext),
+            encrypted_key: &sealed.bytes,
+            key_version: sealed.version,
+        },
+    )
+    .await?;
+    let new: store::agents::NewAgent = serde_json::from_value(serde_json::json!({
+        "name": DEMO_MODEL_AGENT, "mode": "omni", "model": "demo/rsi-reversion",
+        "indicators": ["rsi_14", "sma_20"], "api_key_id": key_id,
+        "strategy_prompt": "Buy when the market is oversold, take profit when it is overbought.",
+    }))?;
+    let fields = new
+        .fields()
+        .map_err(|e| anyhow::anyhow!("demo model agent: {e:?}"))?;
+    store::agents::create(pool, demo, &fields, None).await?;
+    Ok(true)
 }
 
 /// Creates the demo agent (`baseline/sma-cross`) unless the demo user has live agents.

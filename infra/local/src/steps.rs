@@ -1,10 +1,14 @@
-//! The backtest-step function under a local event source mapping: `alphalab serve` and
-//! `bench-arena` poll the steps queue (moto) and run each batch in process, as Lambda would.
+//! The step chain's functions under the local stack, as Lambda runs them: `alphalab serve`,
+//! the benchmarks and the tests poll the steps queue (moto) with an event source mapping that
+//! enforces the template's `BatchSize`, `MaximumConcurrency` and function timeout, run the
+//! step-watchdog on a timer, and feed it the dead-letter queue.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use alphalab_devstack::sqs::{Invoke, Poller, StepsQueue, create_steps_queue};
-use anyhow::Result;
+use alphalab_devstack::aws::TemplateResources;
+use alphalab_devstack::sqs::{Invoke, Mapping, Poller, StepsQueue, create_steps_queue};
+use anyhow::{Context, Result};
 use platform::{Env, FromEnv};
 
 /// The visibility timeout of the local queue: 6x the step function's timeout (DESIGN 5b).
@@ -16,29 +20,41 @@ pub(crate) async fn create_queue(aws_endpoint: &str, name: &str) -> Result<Steps
     create_steps_queue(&sqs, name, VISIBILITY_SECS, 5).await
 }
 
-/// The function's handler as a mapping invokes it.
-pub(crate) fn invoke(worker: step_worker::Worker) -> Invoke {
-    Arc::new(move |event| {
-        let worker = worker.clone();
-        Box::pin(async move {
-            platform::lambda::sqs::handle_fifo_batch(event, |record| {
-                let worker = worker.clone();
-                async move { worker.handle(record).await }
-            })
-            .await
-        })
+/// The event source mapping template.yaml declares for `function`'s SQS event, with the
+/// function's timeout unless `timeout` overrides it (`STEP_TIMEOUT_SECS`).
+pub(crate) fn mapping(
+    function: &str,
+    timeout: Option<Duration>,
+    visibility_secs: i32,
+) -> Result<Mapping> {
+    let template =
+        TemplateResources::from_template(&crate::workspace_root().join("template.yaml"))?;
+    let spec = template
+        .mappings
+        .iter()
+        .find(|m| m.function == function)
+        .with_context(|| format!("template.yaml has no SQS event for {function}"))?;
+    Ok(Mapping {
+        visibility_secs,
+        timeout: timeout.unwrap_or(Duration::from_secs(spec.timeout_secs)),
+        max_concurrency: spec.max_concurrency,
+        batch_size: spec.batch_size,
     })
 }
 
-/// Builds the step function from `env` and starts polling its queue (`STEPS_QUEUE_URL`).
-pub(crate) async fn start(env: &Env<'_>) -> Result<(Poller, step_worker::Worker)> {
-    start_with(env, VISIBILITY_SECS as i32).await
+/// The backtest-step function as a mapping invokes it: its Lambda handler.
+pub(crate) fn invoke(worker: step_worker::Worker) -> Invoke {
+    Arc::new(move |event, deadline| {
+        let worker = worker.clone();
+        Box::pin(async move { alphalab_backtest_step::handle(&worker, event, deadline).await })
+    })
 }
 
-/// [`start`] receiving with `visibility_secs`.
-pub(crate) async fn start_with(
+/// Builds the step function from `env` and starts polling its queue (`STEPS_QUEUE_URL`) with
+/// `mapping`.
+pub(crate) async fn start(
     env: &Env<'_>,
-    visibility_secs: i32,
+    mapping: Mapping,
 ) -> Result<(Poller, step_worker::Worker)> {
     let config = alphalab_backtest_step::Config::from_env(env)?;
     let worker = alphalab_backtest_step::worker(&config).await?;
@@ -46,8 +62,43 @@ pub(crate) async fn start_with(
     let poller = Poller::start(
         sqs,
         config.steps.queue_url.clone(),
-        visibility_secs,
+        mapping,
         invoke(worker.clone()),
-    );
+    )?;
     Ok((poller, worker))
+}
+
+/// The step-watchdog, local: its tick every `interval`, and its dead-letter event source on
+/// `dlq_url`. Both stop when the returned handles are dropped.
+pub(crate) async fn start_watchdog(
+    env: &Env<'_>,
+    interval: Duration,
+    dlq_url: &str,
+) -> Result<(tokio::task::JoinHandle<()>, Poller)> {
+    let config = alphalab_step_watchdog::Config::from_env(env)?;
+    let watchdog = alphalab_step_watchdog::watchdog(&config).await?;
+    let ticking = watchdog.clone();
+    let ticks = tokio::spawn(async move {
+        let mut every = tokio::time::interval(interval);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            if let Err(e) = ticking.tick().await {
+                tracing::warn!(error = %e, "watchdog run failed");
+            }
+        }
+    });
+    let sqs = aws_sdk_sqs::Client::new(&config.steps.aws.sdk_config().await);
+    let dead: Invoke = Arc::new(move |event, _deadline| {
+        let watchdog = watchdog.clone();
+        Box::pin(async move { alphalab_step_watchdog::dead_letters(&watchdog, event).await })
+    });
+    // the dead-letter queue's visibility: 6x the watchdog's timeout (template.yaml)
+    let poller = Poller::start(
+        sqs,
+        dlq_url.to_owned(),
+        mapping("StepWatchdogFunction", None, 360)?,
+        dead,
+    )?;
+    Ok((ticks, poller))
 }

@@ -2,9 +2,12 @@
 //! `symbol`, `interval`, `startTime`, `endTime` (inclusive, ms) and `limit` (at most 1,000);
 //! rows are `[openTime, "open", "high", "low", "close", "volume", closeTime, ...]`. Pages of 1,000
 //! until the range is covered; 429 (rate limited) and 418 (banned for ignoring 429s) are waited
-//! out for their `Retry-After` before trying again. Gaps in the exchange's data are kept.
+//! out for their `Retry-After` before trying again, when the wait and the next request fit
+//! before the caller's deadline. Gaps in the exchange's data are kept.
 
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use config::{ConfigError, Env, FromEnv};
 use serde_json::Value;
@@ -18,6 +21,8 @@ pub const PAGE: usize = 1000;
 const ATTEMPTS: usize = 5;
 /// Longest wait we accept for one `Retry-After`.
 const MAX_WAIT: Duration = Duration::from_secs(120);
+/// The least time a request is started with.
+pub const MIN_REQUEST: Duration = Duration::from_secs(1);
 
 /// `BINANCE_BASE_URL` (default `https://data-api.binance.vision`, the market-data host) and
 /// `BINANCE_TIMEOUT_SECS` (default 10).
@@ -59,12 +64,16 @@ pub enum BinanceError {
     Network(String),
     #[error("unreadable klines: {0}")]
     InvalidBody(String),
+    /// The request, or the wait before it, would not end before the caller's deadline.
+    #[error("no time left for another Binance request before the deadline")]
+    OutOfTime,
 }
 
 #[derive(Debug, Clone)]
 pub struct Binance {
     http: reqwest::Client,
     base_url: String,
+    timeout: Duration,
 }
 
 impl Binance {
@@ -75,17 +84,48 @@ impl Binance {
                 .build()
                 .unwrap_or_default(),
             base_url: config.base_url.clone(),
+            timeout: config.timeout,
         }
     }
 
     /// Every candle of `symbol` at `interval` (`1h`, `1d`, ...) whose open time is in
-    /// `[start_ms, end_ms)`, in order.
+    /// `[start_ms, end_ms)`, in order, page after page, all before `deadline`.
     pub async fn klines(
         &self,
         symbol: &str,
         interval: &str,
         start_ms: i64,
         end_ms: i64,
+        deadline: Instant,
+    ) -> Result<Vec<Kline>, BinanceError> {
+        let mut out: Vec<Kline> = Vec::new();
+        let mut from = start_ms;
+        while from < end_ms {
+            let page = self.page(symbol, interval, from, end_ms, deadline).await?;
+            let Some(&(last, ..)) = page.last() else {
+                break;
+            };
+            let full = page.len() == PAGE;
+            out.extend(page);
+            if !full {
+                break;
+            }
+            from = last + 1;
+        }
+        Ok(out)
+    }
+
+    /// One page: at most [`PAGE`] candles whose open time is in `[start_ms, end_ms)`, from the
+    /// first. A request's timeout ends at `deadline` at the latest (none starts with less than
+    /// [`MIN_REQUEST`] left); a `Retry-After` is waited out only when the next request still has
+    /// that much time after it.
+    pub async fn page(
+        &self,
+        symbol: &str,
+        interval: &str,
+        start_ms: i64,
+        end_ms: i64,
+        deadline: Instant,
     ) -> Result<Vec<Kline>, BinanceError> {
         // both go into the query string as they are
         let plain = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric());
@@ -94,49 +134,30 @@ impl Binance {
                 "symbol {symbol:?} and interval {interval:?} must be letters and digits"
             )));
         }
-        let mut out: Vec<Kline> = Vec::new();
-        let mut from = start_ms;
-        while from < end_ms {
-            let page = self.page(symbol, interval, from, end_ms - 1).await?;
-            let Some(&(last, ..)) = page.last() else {
-                break;
-            };
-            out.extend(page.iter().copied().filter(|k| k.0 >= from && k.0 < end_ms));
-            if page.len() < PAGE {
-                break;
-            }
-            from = last + 1;
-        }
-        Ok(out)
-    }
-
-    async fn page(
-        &self,
-        symbol: &str,
-        interval: &str,
-        start: i64,
-        end: i64,
-    ) -> Result<Vec<Kline>, BinanceError> {
+        let end = end_ms - 1;
         for _ in 0..ATTEMPTS {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left < MIN_REQUEST {
+                return Err(BinanceError::OutOfTime);
+            }
             let response = self
                 .http
                 .get(format!(
-                    "{}/api/v3/klines?symbol={symbol}&interval={interval}&startTime={start}&endTime={end}&limit={PAGE}",
+                    "{}/api/v3/klines?symbol={symbol}&interval={interval}&startTime={start_ms}&endTime={end}&limit={PAGE}",
                     self.base_url
                 ))
+                .timeout(self.timeout.min(left))
                 .send()
                 .await
                 .map_err(|e| BinanceError::Network(e.without_url().to_string()))?;
             let status = response.status().as_u16();
             if status == 429 || status == 418 {
-                let wait = response
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .unwrap_or(1);
+                let wait = crate::http::retry_after(response.headers()).unwrap_or(1);
                 if Duration::from_secs(wait) > MAX_WAIT {
                     return Err(BinanceError::WaitTooLong(wait));
+                }
+                if Instant::now() + Duration::from_secs(wait) + MIN_REQUEST > deadline {
+                    return Err(BinanceError::OutOfTime);
                 }
                 tracing::warn!(status, wait, "Binance rate limit; waiting");
                 tokio::time::sleep(Duration::from_secs(wait)).await;
@@ -152,7 +173,9 @@ impl Binance {
                     body: body.chars().take(200).collect(),
                 });
             }
-            return parse(&body);
+            let mut rows = parse(&body)?;
+            rows.retain(|k| k.0 >= start_ms && k.0 < end_ms);
+            return Ok(rows);
         }
         Err(BinanceError::RateLimited)
     }

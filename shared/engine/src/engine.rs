@@ -214,7 +214,7 @@ pub struct Applied {
 
 /// The checkpoint format this engine writes and reads (see [`Engine::checkpoint`]). Bump it with
 /// any change to the serialised state: an older checkpoint is then refused, never misread.
-pub const CHECKPOINT_VERSION: u32 = 2;
+pub const CHECKPOINT_VERSION: u32 = 3;
 
 /// The whole engine state; `Clone` and serialisable: the checkpoint is this value.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -468,6 +468,23 @@ impl Engine {
         self.finished = true;
         let metrics = self.stats.metrics(self.balance, self.config.timeframe);
         Ok((closed, metrics))
+    }
+
+    /// The open position, if any.
+    pub fn position(&self) -> Option<&Position> {
+        self.position.as_ref()
+    }
+
+    /// The last decided candle's equity point (see [`Stats::last_point`]): a checkpointing
+    /// caller stores one per candle, since the checkpoint leaves the equity curve out.
+    pub fn last_point(&self) -> Option<crate::metrics::EquityPoint> {
+        self.stats.last_point()
+    }
+
+    /// Gives a restored engine every candle's equity point back (see [`Stats::rebuild_curve`])
+    /// before [`Engine::finish`], so its metrics carry the run's whole curve.
+    pub fn rebuild_curve(&mut self, points: impl IntoIterator<Item = crate::metrics::EquityPoint>) {
+        self.stats.rebuild_curve(points);
     }
 
     /// Metrics so far (for live stats), as if the session ended now at the last close.

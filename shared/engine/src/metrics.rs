@@ -42,12 +42,24 @@ pub struct EquityPoint {
 }
 
 /// The equity curve, keeping every `stride`-th candle; when it exceeds
-/// [`MAX_CURVE_POINTS`] it drops every other point and doubles the stride.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// [`MAX_CURVE_POINTS`] it drops every other point and doubles the stride. Not part of a
+/// checkpoint: whoever checkpoints the engine keeps every candle's [`Stats::last_point`] and
+/// gives them back with [`Stats::rebuild_curve`] before the metrics are final.
+#[derive(Debug, Clone, PartialEq)]
 struct Curve {
     stride: u64,
     seen: u64,
     points: Vec<EquityPoint>,
+}
+
+impl Default for Curve {
+    fn default() -> Self {
+        Self {
+            stride: 1,
+            seen: 0,
+            points: Vec::new(),
+        }
+    }
 }
 
 impl Curve {
@@ -93,6 +105,7 @@ pub struct Stats {
     largest_loss: Option<f64>,
     duration_ms: i64,
     fees: f64,
+    #[serde(skip)]
     curve: Curve,
 }
 
@@ -121,11 +134,25 @@ impl Stats {
             largest_loss: None,
             duration_ms: 0,
             fees: 0.0,
-            curve: Curve {
-                stride: 1,
-                seen: 0,
-                points: Vec::new(),
-            },
+            curve: Curve::default(),
+        }
+    }
+
+    /// The last candle's equity point (its open time and the equity at its close), once a
+    /// candle was recorded: what a checkpointing caller keeps per candle.
+    pub fn last_point(&self) -> Option<EquityPoint> {
+        (self.candles > 0).then_some(EquityPoint {
+            time: self.last_time,
+            equity: self.last_equity,
+        })
+    }
+
+    /// Replaces the equity curve with `points` (every candle's, in order), downsampled exactly
+    /// as recording them one by one would have: bit for bit the curve of an uninterrupted run.
+    pub fn rebuild_curve(&mut self, points: impl IntoIterator<Item = EquityPoint>) {
+        self.curve = Curve::default();
+        for point in points {
+            self.curve.push(point);
         }
     }
 

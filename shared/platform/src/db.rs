@@ -1,11 +1,14 @@
 //! The Postgres pool: small (one connection per Lambda execution environment by default, DESIGN
-//! section 5b), connected lazily, reused across invocations.
+//! section 5b), connected lazily, reused across invocations, and without sqlx's prepared
+//! statement cache: behind RDS Proxy a cached statement pins the connection to the client
+//! (DESIGN 5b); every query is parsed afresh, in the same round trip.
 
+use std::str::FromStr;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::config::DatabaseConfig;
 
@@ -15,12 +18,14 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations"
 /// Builds the pool without connecting: a cold start never fails because the database is slow, and
 /// the first query opens the first connection.
 pub fn pool(config: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
-    PgPoolOptions::new()
+    let options =
+        PgConnectOptions::from_str(config.url.expose_secret())?.statement_cache_capacity(0);
+    Ok(PgPoolOptions::new()
         .max_connections(config.max_connections)
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(5))
         .idle_timeout(Duration::from_secs(300))
-        .connect_lazy(config.url.expose_secret())
+        .connect_lazy_with(options))
 }
 
 /// Applies every pending migration.

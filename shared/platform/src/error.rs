@@ -39,6 +39,9 @@ pub enum ApiError {
         field: Option<&'static str>,
         message: String,
     },
+    /// 409: a per-user limit is reached (`session_limit_reached`, ...): `code` says which.
+    #[error("{message}")]
+    LimitReached { code: &'static str, message: String },
     /// 413: the body is larger than the route accepts.
     #[error("request body too large: at most {limit_bytes} bytes")]
     PayloadTooLarge { limit_bytes: usize },
@@ -220,7 +223,7 @@ impl ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Conflict { .. } | Self::LimitReached { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Validation(_) | Self::InvalidBody(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -238,6 +241,7 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict { .. } => "conflict",
+            Self::LimitReached { code, .. } => code,
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::Validation(_) => "validation_failed",
             Self::InvalidBody(_) => "invalid_body",

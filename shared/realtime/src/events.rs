@@ -134,6 +134,29 @@ pub struct PriceUpdate {
 pub struct Subscription {
     /// `session#<uuid>` or `price#<asset>`.
     pub topic: String,
+    /// On subscribing to a session: where it stands (every later event has a greater `seq`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<Standing>,
+}
+
+/// Where a session stands when a client subscribes: status, speed, progress, live stats, the
+/// open position, and `last_seq`, the number of the last event numbered so far (a client takes
+/// the events with a greater `seq` and drops the others).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Standing {
+    pub status: String,
+    pub speed: String,
+    pub progress: StandingProgress,
+    pub stats: Option<Value>,
+    pub position: Option<Value>,
+    pub last_seq: u64,
+}
+
+/// The next candle's index and how many there are.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StandingProgress {
+    pub cursor: u64,
+    pub total: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -157,6 +180,8 @@ pub enum Event {
     SessionPaused(SessionState),
     SessionResumed(SessionState),
     SessionStopped(SessionState),
+    /// A speed change (`status` unchanged).
+    SessionSpeedChanged(SessionState),
     SessionFailed(SessionFailed),
     PriceUpdate(PriceUpdate),
     Subscribed(Subscription),
@@ -180,6 +205,7 @@ impl Event {
             Self::SessionPaused(_) => "session_paused",
             Self::SessionResumed(_) => "session_resumed",
             Self::SessionStopped(_) => "session_stopped",
+            Self::SessionSpeedChanged(_) => "session_speed_changed",
             Self::SessionFailed(_) => "session_failed",
             Self::PriceUpdate(_) => "price_update",
             Self::Subscribed(_) => "subscribed",
@@ -211,9 +237,10 @@ impl Event {
             Self::PositionClosed(d) => serde_json::to_value(d),
             Self::StatsUpdate(d) => serde_json::to_value(d),
             Self::SessionCompleted(d) => serde_json::to_value(d),
-            Self::SessionPaused(d) | Self::SessionResumed(d) | Self::SessionStopped(d) => {
-                serde_json::to_value(d)
-            }
+            Self::SessionPaused(d)
+            | Self::SessionResumed(d)
+            | Self::SessionStopped(d)
+            | Self::SessionSpeedChanged(d) => serde_json::to_value(d),
             Self::SessionFailed(d) => serde_json::to_value(d),
             Self::PriceUpdate(d) => serde_json::to_value(d),
             Self::Subscribed(d) | Self::Unsubscribed(d) => serde_json::to_value(d),

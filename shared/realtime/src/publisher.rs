@@ -5,9 +5,11 @@
 //! - Runs of events are packed into `batch` messages that stay within API Gateway's 32 KB frame
 //!   (a single event goes as itself), so a burst costs few posts.
 //! - Connections are served concurrently (at most `WS_PUBLISH_CONCURRENCY`), each one strictly
-//!   in order.
+//!   in order. A post that fails (not 410) is tried twice more (after 50 ms and 200 ms); if it
+//!   still fails, nothing more of this publish goes to that connection, so its next event shows
+//!   the gap in `seq` (the client re-reads the session over REST).
 //! - A `GoneException` (410) deletes exactly that connection and its subscriptions; no failure of
-//!   one subscriber fails the publish.
+//!   one subscriber fails the publish. A watcher is a connection a post reached.
 
 use std::time::Duration;
 
@@ -68,6 +70,8 @@ impl FromEnv for RealtimeConfig {
 pub struct Report {
     /// Connections subscribed when the publish started.
     pub connections: Vec<String>,
+    /// Connections that received at least one message (the session's watchers).
+    pub reached: usize,
     /// Messages per connection.
     pub frames: usize,
     /// Posts made (frames x connections reached).
@@ -153,6 +157,19 @@ impl Publisher {
         }
     }
 
+    /// [`Publisher::post`], a failed post (not a gone connection) tried twice more.
+    async fn post_retrying(&self, connection_id: &str, frame: &str) -> Delivery {
+        let mut delivery = self.post(connection_id, frame).await;
+        for wait in [50, 200] {
+            if delivery != Delivery::Failed {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            delivery = self.post(connection_id, frame).await;
+        }
+        delivery
+    }
+
     /// Sends one envelope to one connection (replies to a client's message).
     pub async fn send(&self, connection_id: &str, envelope: &Envelope) -> Delivery {
         self.post(connection_id, &envelope.to_json()).await
@@ -178,7 +195,7 @@ impl Publisher {
                 async move {
                     let (mut posts, mut bytes) = (0, 0);
                     for frame in frames {
-                        match self.post(&connection, frame).await {
+                        match self.post_retrying(&connection, frame).await {
                             Delivery::Sent => {
                                 posts += 1;
                                 bytes += frame.len();
@@ -196,6 +213,7 @@ impl Publisher {
         for (posts, bytes, last) in results {
             report.posts += posts;
             report.bytes += bytes;
+            report.reached += usize::from(posts > 0);
             match last {
                 Delivery::Gone => report.gone += 1,
                 Delivery::Failed => report.failed += 1,

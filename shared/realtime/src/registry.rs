@@ -190,6 +190,25 @@ impl Registry {
         Ok(())
     }
 
+    /// Whether `connection_id` is subscribed to `topic` (a live row).
+    pub async fn is_subscribed(
+        &self,
+        topic: &str,
+        connection_id: &str,
+    ) -> Result<bool, RegistryError> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.subscriptions)
+            .key("topic", s(topic))
+            .key("connection_id", s(connection_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(err)?;
+        Ok(item.item().is_some_and(|i| alive(i, now_secs())))
+    }
+
     /// The connections subscribed to `topic` (expired rows left out).
     pub async fn subscribers(&self, topic: &str) -> Result<Vec<String>, RegistryError> {
         let query = self

@@ -1,25 +1,18 @@
 //! Where a session's candles come from. The step reads them from `market_data_cache`; the first
-//! step of a session makes sure the range is there, fetching what is missing from the upstream
-//! source (Binance's klines) and caching it; never within an HTTP request. Gaps in the data stay
-//! gaps: a missing hour is not invented.
+//! step of a session makes sure every candle of the range is there before the run uses it:
+//! it finds every missing stretch (not just the ends), fetches each from Binance's klines page
+//! by page (each page cached as it comes, so a step cut short by its deadline leaves its
+//! progress to the next delivery), and remembers the candles the exchange itself does not have
+//! (`market_data_gaps`: an outage's missing hours) so they are not asked again on every run. It
+//! then fixes the session's candles as those cached at that moment: later fills of the cache
+//! never change a running session's count. Never within an HTTP request; gaps stay gaps.
 
-use std::future::Future;
-
-use adapters::binance::{Binance, BinanceError};
-use engine::Candle;
+use adapters::binance::{Binance, BinanceError, PAGE};
+use chrono::{DateTime, Utc};
+use engine::{Candle, Timeframe};
 use sqlx::PgPool;
 use store::market_data;
-
-/// A source of candles for an asset and timeframe, open times in `[start_ms, end_ms)`.
-pub trait CandleSource {
-    fn candles(
-        &self,
-        asset: &str,
-        timeframe: &str,
-        start_ms: i64,
-        end_ms: i64,
-    ) -> impl Future<Output = Result<Vec<Candle>, SourceError>> + Send;
-}
+use tokio::time::Instant;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -41,72 +34,59 @@ pub fn candle((time, open, high, low, close, volume): market_data::CandleRow) ->
     }
 }
 
-/// The cache (the bundled data, loaded by `alphalab serve` / `load-data`, and whatever earlier
-/// sessions fetched).
-#[derive(Debug, Clone)]
-pub struct Cache(pub PgPool);
-
-impl CandleSource for Cache {
-    async fn candles(
-        &self,
-        asset: &str,
-        timeframe: &str,
-        start_ms: i64,
-        end_ms: i64,
-    ) -> Result<Vec<Candle>, SourceError> {
-        Ok(
-            market_data::range(&self.0, asset, timeframe, start_ms, end_ms)
-                .await?
-                .into_iter()
-                .map(candle)
-                .collect(),
-        )
-    }
+/// The candles of a session's range once the cache holds them all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fixed {
+    /// How many candles the range holds (gaps of the exchange left out).
+    pub total: i64,
+    /// The session reads only candles cached by then.
+    pub as_of: DateTime<Utc>,
 }
 
-/// Binance klines (`BINANCE_BASE_URL`).
-impl CandleSource for Binance {
-    async fn candles(
-        &self,
-        asset: &str,
-        timeframe: &str,
-        start_ms: i64,
-        end_ms: i64,
-    ) -> Result<Vec<Candle>, SourceError> {
-        Ok(self
-            .klines(asset, timeframe, start_ms, end_ms)
-            .await?
-            .into_iter()
-            .map(candle)
-            .collect())
-    }
-}
-
-/// Makes sure `[start_ms, end_ms)` is cached: when the cache holds no candle in the range's
-/// first or last timeframe-long stretch, the whole range is fetched from `upstream` and stored
-/// (rows already cached are kept). Returns how many candles the range holds.
+/// Makes sure every candle of `[start_ms, end_ms)` that has closed is cached (or known missing
+/// at the exchange), fetching what is not from `binance` before `deadline`, and fixes the set.
 pub async fn ensure_cached(
     pool: &PgPool,
-    upstream: &impl CandleSource,
+    binance: &Binance,
     asset: &str,
-    timeframe: engine::Timeframe,
+    timeframe: Timeframe,
     start_ms: i64,
     end_ms: i64,
-) -> Result<i64, SourceError> {
+    deadline: Instant,
+) -> Result<Fixed, SourceError> {
     let tf = timeframe.as_str();
     let step = timeframe.millis();
-    let has_start =
-        market_data::count_range(pool, asset, tf, start_ms, (start_ms + step).min(end_ms)).await?
-            > 0;
-    let has_end =
-        market_data::count_range(pool, asset, tf, (end_ms - step).max(start_ms), end_ms).await? > 0;
-    if !(has_start && has_end) {
-        let fetched = upstream.candles(asset, tf, start_ms, end_ms).await?;
-        let rows: Vec<market_data::CandleRow> = fetched
-            .iter()
-            .map(|c| (c.time, c.open, c.high, c.low, c.close, c.volume))
-            .collect();
-        market_data::insert(pool, asset, tf, "binance", &rows).await?;
+    let now = Utc::now().timestamp_millis();
+    let stretches = market_data::missing(pool, asset, tf, start_ms, end_ms, step, now).await?;
+    for (first, last) in stretches {
+        let mut from = first;
+        while from <= last {
+            let page = binance.page(asset, tf, from, last + step, deadline).await?;
+            let rows: Vec<market_data::CandleRow> = page.to_vec();
+            market_data::insert(pool, asset, tf, "binance", &rows).await?;
+            let full = page.len() == PAGE;
+            let next = page.last().map(|k| k.0 + step);
+            // what the exchange was asked for up to here and does not have stays a gap
+            let asked_to = match (full, next) {
+                (true, Some(next)) => next - step,
+                _ => last,
+            };
+            let gaps = market_data::record_gaps(pool, asset, tf, from, asked_to, step).await?;
+            if gaps > 0 {
+                tracing::info!(
+                    asset,
+                    timeframe = tf,
+                    gaps,
+                    "the exchange has no candles there; remembered"
+                );
+            }
+            match (full, next) {
+                (true, Some(next)) => from = next,
+                _ => break,
+            }
+        }
     }
-    Ok(market_data::count_range(pool, asset, tf, start_ms, end_ms).await?)
+    let as_of = market_data::now(pool).await?;
+    let total = market_data::count_range(pool, asset, tf, start_ms, end_ms, Some(as_of)).await?;
+    Ok(Fixed { total, as_of })
 }

@@ -1,16 +1,19 @@
 //! The one session-control service (pause, resume, stop, speed) behind the WebSocket actions
 //! and the arena's REST routes. A control is one conditional `UPDATE` (it never waits for a
-//! running step), announced to the session's subscribers with its own `seq`. Resume sends the
-//! step that continues the chain; stop sends one too, so a paused session is finished (position
-//! closed, result written) without waiting. Either message is harmless when a step is already
-//! running: it carries the version read by the control, so it is deduplicated or found stale.
+//! running step) that numbers the event announcing it and files it in the session's outbox;
+//! the session's step publishes it, in seq order with its own events (a control published from
+//! here could overtake a step's publish).
+//!
+//! A step is sent when one must run: resume and stop always (a stopped session is finished by a
+//! step, at once even when paused), and any control of a paused session (its step publishes the
+//! event and finds the session still paused). A running or pending session's step, queued or
+//! under way, publishes the event at its next commit. The send is tried three times; when it
+//! still fails the control has taken effect and the error says so: the client's retry (resume
+//! and stop are idempotent) or the watchdog sends the step. Either message is harmless when a
+//! step is already running: it carries the version read by the control, so it is deduplicated
+//! or found stale.
 
-use std::sync::Arc;
-
-use chrono::Utc;
-use realtime::events::{Event, SessionState};
-use realtime::publisher::Report;
-use realtime::{Envelope, Publisher};
+use realtime::Envelope;
 use sqlx::PgPool;
 use store::sessions::{self, Control, Controlled, Refused};
 use uuid::Uuid;
@@ -22,28 +25,28 @@ use crate::queue::{StepMessage, StepQueue};
 pub enum ControlError {
     #[error(transparent)]
     Database(#[from] sqlx::Error),
-    /// The state changed but the step could not be sent (the watchdog re-sends it).
+    /// The state changed but the step could not be sent (a retry of the control, or the
+    /// watchdog, sends it).
     #[error(transparent)]
     Queue(#[from] crate::queue::QueueError),
 }
 
-/// What a control did: the new state, the event announcing it and how it was delivered.
+/// What a control did: the new state and the event announcing it (`None` when a resume or stop
+/// repeated changed nothing).
 #[derive(Debug, Clone)]
 pub struct Done {
     pub state: Controlled,
-    pub envelope: Envelope,
-    pub report: Report,
+    pub envelope: Option<Envelope>,
 }
 
 #[derive(Clone)]
 pub struct Controls {
     pub pool: PgPool,
-    pub publisher: Arc<Publisher>,
     pub queue: StepQueue,
 }
 
 impl Controls {
-    /// Applies `control` to the caller's session and announces it.
+    /// Applies `control` to the caller's session.
     pub async fn apply(
         &self,
         user_id: Uuid,
@@ -54,39 +57,19 @@ impl Controls {
             Ok(state) => state,
             Err(refused) => return Ok(Err(refused)),
         };
-        let payload = SessionState {
-            status: state.status.clone(),
-            speed: state.speed.clone(),
-            reason: matches!(control, Control::Stop).then(|| "stopped by the user".into()),
-        };
-        let event = match control {
-            Control::Pause => Event::SessionPaused(payload),
-            Control::Resume => Event::SessionResumed(payload),
-            Control::Stop => Event::SessionStopped(payload),
-            // a speed change is announced as the state it leaves the session in
-            Control::Speed(_) => match payload.status.as_str() {
-                "paused" => Event::SessionPaused(payload),
-                _ => Event::SessionResumed(payload),
-            },
-        };
-        let envelope = Envelope::session(session_id, state.seq as u64, &event, Utc::now());
-        let report = self
-            .publisher
-            .publish(session_id, std::slice::from_ref(&envelope))
-            .await;
-        if matches!(control, Control::Resume | Control::Stop) {
+        let envelope = state
+            .envelope
+            .clone()
+            .and_then(|e| serde_json::from_value(e).ok());
+        if matches!(control, Control::Resume | Control::Stop) || state.was == "paused" {
             self.queue
-                .send(&StepMessage {
+                .send_retrying(&StepMessage {
                     session_id,
                     user_id,
                     version: state.version,
                 })
                 .await?;
         }
-        Ok(Ok(Done {
-            state,
-            envelope,
-            report,
-        }))
+        Ok(Ok(Done { state, envelope }))
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use adapters::openrouter::{
     ChatRequest, KeyLimiter, Message, OpenRouter, OpenRouterError, Pricing, ResponseFormat,
-    RetryPolicy,
+    RetryPolicy, Usage,
 };
 use chrono::DateTime;
 use engine::baseline::Baseline;
@@ -47,21 +47,35 @@ pub struct Model {
     pub pricing: tokio::sync::OnceCell<Option<Pricing>>,
 }
 
-/// A model's answer to one request, as stored in the decision cache.
+/// A model's answer to one request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Answer {
     pub content: String,
-    pub prompt_tokens: Option<u32>,
-    pub completion_tokens: Option<u32>,
-    /// USD; `None` when OpenRouter did not say (the caller prices it).
-    pub cost: Option<f64>,
     pub latency_ms: u32,
+    /// The format the answered request had (after a fallback: `JsonObject`).
     pub format: ResponseFormat,
 }
 
-/// A call that cannot succeed by trying again (400, 401, 402, 403): the session ends.
+/// How one call ended; `usage` is what it was billed (every 200, the unusable ones included).
 #[derive(Debug)]
-pub struct Fatal(pub OpenRouterError);
+pub enum Call {
+    Answered {
+        answer: Answer,
+        usage: Usage,
+    },
+    /// A transient failure that outlasted the retries, or a 200 without a usable message twice:
+    /// the candle holds, with this error.
+    Failed {
+        error: String,
+        usage: Usage,
+    },
+    /// Not asked, or not asked again: the step's deadline came first. The next step asks.
+    NotAsked {
+        usage: Usage,
+    },
+    /// Cannot succeed by trying again (400, 401, 402, 403): the session ends.
+    Fatal(OpenRouterError),
+}
 
 impl Model {
     /// The request for the candle `ctx` describes.
@@ -85,56 +99,77 @@ impl Model {
         }
     }
 
-    /// Asks the model (concurrently with the window's other calls): `Ok(Ok(answer))`, or
-    /// `Ok(Err(error))` for a transient failure that outlasted the retries (the candle holds),
-    /// or [`Fatal`].
-    pub async fn call(&self, request: &ChatRequest) -> Result<Result<Answer, String>, Fatal> {
+    /// Asks the model (concurrently with the window's other calls), everything ending before
+    /// `deadline`.
+    pub async fn call(&self, request: &ChatRequest, deadline: tokio::time::Instant) -> Call {
         let started = std::time::Instant::now();
-        match self
+        let (result, usage) = self
             .openrouter
-            .chat(&self.key, request, &self.policy, &self.limiter)
-            .await
-        {
-            Ok(reply) => Ok(Ok(Answer {
-                content: reply.content,
-                prompt_tokens: reply.prompt_tokens,
-                completion_tokens: reply.completion_tokens,
-                cost: reply.cost,
-                latency_ms: reply.latency.as_millis().min(u32::MAX as u128) as u32,
-                format: reply.format,
-            })),
-            Err(e) if e.is_transient() => Ok(Err(format!(
-                "{FAILED_CALL} after {} ms: {e}",
-                started.elapsed().as_millis()
-            ))),
-            Err(e) => Err(Fatal(e)),
+            .chat(&self.key, request, &self.policy, &self.limiter, deadline)
+            .await;
+        match result {
+            Ok(reply) => Call::Answered {
+                answer: Answer {
+                    content: reply.content,
+                    latency_ms: reply.latency.as_millis().min(u32::MAX as u128) as u32,
+                    format: reply.format,
+                },
+                usage,
+            },
+            Err(OpenRouterError::OutOfTime) => Call::NotAsked { usage },
+            Err(e) if e.is_transient() => Call::Failed {
+                error: format!(
+                    "{FAILED_CALL} after {} ms: {e}",
+                    started.elapsed().as_millis()
+                ),
+                usage,
+            },
+            Err(e) => Call::Fatal(e),
         }
     }
 
-    /// The model's listed price (fetched once; `None` when unknown).
-    pub async fn pricing(&self) -> Option<Pricing> {
+    /// The model's listed price (fetched once, before `deadline`; `None` when unknown).
+    pub async fn pricing(&self, deadline: tokio::time::Instant) -> Option<Pricing> {
         *self
             .pricing
-            .get_or_init(|| async { self.openrouter.pricing(&self.model).await.ok().flatten() })
+            .get_or_init(|| async {
+                tokio::time::timeout_at(deadline, self.openrouter.pricing(&self.model))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .flatten()
+            })
             .await
     }
 
-    /// What an answer cost: OpenRouter's `usage.cost`, else the listed price of its tokens.
-    pub async fn cost(&self, answer: &Answer) -> Option<f64> {
-        match answer.cost {
+    /// What a call was billed: OpenRouter's `usage.cost`, else the listed price of its tokens.
+    pub async fn cost(&self, usage: &Usage, deadline: tokio::time::Instant) -> Option<f64> {
+        if usage.requests == 0 {
+            return None;
+        }
+        match usage.cost {
             Some(cost) => Some(cost),
-            None => self.pricing().await.map(|p| {
+            None => self.pricing(deadline).await.map(|p| {
                 p.cost(
-                    answer.prompt_tokens.unwrap_or(0),
-                    answer.completion_tokens.unwrap_or(0),
+                    usage.prompt_tokens.unwrap_or(0),
+                    usage.completion_tokens.unwrap_or(0),
                 )
             }),
         }
     }
 }
 
-/// The stored decision for candle `index` from an answer to the request `hash`.
+/// The stored decision for candle `index` from an answer to the request `hash` (a billed
+/// answer without a usable message is a failed call: HOLD with its error).
 pub fn thought_from(answer: &store::decisions::Cached, index: u64, time_ms: i64) -> Thought {
+    if let Some(error) = &answer.error {
+        let mut thought = failed_thought(error.clone(), &answer.request_hash, index, time_ms);
+        thought.prompt_tokens = answer.prompt_tokens;
+        thought.completion_tokens = answer.completion_tokens;
+        thought.cost_usd = answer.cost_usd;
+        thought.latency_ms = answer.latency_ms;
+        return thought;
+    }
     let decision = parse(&answer.content);
     Thought {
         candle_index: index as i64,

@@ -1,19 +1,41 @@
-//! The arena (DESIGN sections 5, 5a and 5b): a backtest is a chain of SQS FIFO steps.
+//! The step worker (DESIGN sections 5, 5a and 5b): a session (a backtest) is a chain of SQS FIFO
+//! steps. Where to read, in order:
 //!
-//! - [`queue`]: the step message and the queue it travels on (group = session, explicit
-//!   deduplication id = session and version).
-//! - [`control`]: pause, resume, stop and speed, shared by the WebSocket actions and the REST
-//!   routes; resume and stop send a step.
-//! - [`candles`]: where candles come from (the cache, filled from Binance when a range is missing).
-//! - [`decider`]: the agent's decision per candle: a baseline, or a model call over OpenRouter.
-//! - [`worker`]: one step: restore, decide, commit, publish, send the next.
+//! - [`plan`]: the start rules (`plan_backtest`): a request's body and its facts -> the session.
+//! - [`queue`]: the step message and the queue it travels on (group = session, deduplication id
+//!   = session and version).
+//! - [`reconcile`]: the version protocol as a pure function: what a message does to its session.
+//! - [`deadline`]: a step's time: its budget, and the deadline everything it waits on carries.
+//! - [`worker`]: one step: the record in, the session restored, the next step sent; backoff.
+//! - [`run`]: the candles of a step, paced or at instant, with [`window`] for a model agent's
+//!   lookahead window and [`decider`] for how the agent decides.
+//! - [`commit`]: commit, publish (the outbox first), finish, and failing a session.
+//! - [`candles`]: every candle of the range cached before the run, gaps remembered.
+//! - [`events`], [`reasons`]: what the session's subscribers and its user are told.
+//! - [`control`]: pause, resume, stop and speed, shared by the WebSocket and REST routes.
+//! - [`watchdog`]: the stalled-session and dead-letter safety net.
+//! - [`faults`]: where tests kill a step.
 
 pub mod candles;
+pub mod commit;
+pub mod configuration;
 pub mod control;
+pub mod deadline;
 pub mod decider;
+pub mod events;
+pub mod faults;
+pub mod plan;
 pub mod queue;
+pub mod reasons;
+pub mod reconcile;
+pub mod run;
+pub mod watchdog;
+pub mod window;
 pub mod worker;
 
+pub use configuration::WorkerConfig;
 pub use control::Controls;
+pub use faults::{Faults, KillPoint};
 pub use queue::{StepMessage, StepQueue, StepsConfig};
-pub use worker::{Faults, KillPoint, Worker, WorkerConfig};
+pub use watchdog::{Watchdog, WatchdogConfig};
+pub use worker::{Outcome, StepError, Worker};

@@ -1,10 +1,13 @@
 //! The steps queue (SQS FIFO). One message is one step of one session:
 //! `{"session_id", "user_id", "version"}`; group id = session id (one step of a session at a time,
 //! in order), deduplication id = `<session>:<version>` (a step sent twice within SQS's five
-//! minutes is delivered once; a later duplicate is refused by the version check).
+//! minutes is delivered once; a later duplicate is refused by the version check). The watchdog's
+//! message for a stalled session carries the same body under a deduplication id of its own
+//! (`<session>:<version>:nudge:<time>`), so SQS does not drop it as a copy of the lost one.
 
 use aws_sdk_sqs::Client;
-use platform::{AwsConfig, ConfigError, Env, FromEnv};
+use config::{ConfigError, Env, FromEnv};
+use platform::AwsConfig;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -43,6 +46,16 @@ impl StepMessage {
 #[error("the steps queue: {0}")]
 pub struct QueueError(String);
 
+impl QueueError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+fn sqs_error<E: std::error::Error>(e: E) -> QueueError {
+    QueueError(aws_sdk_sqs::error::DisplayErrorContext(e).to_string())
+}
+
 /// Sends step messages.
 #[derive(Debug, Clone)]
 pub struct StepQueue {
@@ -60,30 +73,63 @@ impl StepQueue {
 
     /// Sends `message` (FIFO: group = session, dedup id = session and version).
     pub async fn send(&self, message: &StepMessage) -> Result<(), QueueError> {
+        self.send_as(message, message.dedup_id()).await
+    }
+
+    /// [`StepQueue::send`], tried three times (0.1 s and 0.4 s apart) before the error is
+    /// returned: what the start, resume and stop paths use.
+    pub async fn send_retrying(&self, message: &StepMessage) -> Result<(), QueueError> {
+        let mut last = None;
+        for wait in [0, 100, 400] {
+            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            match self.send(message).await {
+                Ok(()) => return Ok(()),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| QueueError::new("not sent")))
+    }
+
+    /// The watchdog's message for a stalled session: the same body under a deduplication id of
+    /// its own, so that SQS does not take it for a copy of the lost message.
+    pub async fn nudge(&self, message: &StepMessage) -> Result<(), QueueError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or_default();
+        self.send_as(message, format!("{}:nudge:{now}", message.dedup_id()))
+            .await
+    }
+
+    async fn send_as(&self, message: &StepMessage, dedup_id: String) -> Result<(), QueueError> {
         let body = serde_json::to_string(message).map_err(|e| QueueError(e.to_string()))?;
         self.client
             .send_message()
             .queue_url(&self.url)
             .message_body(body)
             .message_group_id(message.session_id.to_string())
-            .message_deduplication_id(message.dedup_id())
+            .message_deduplication_id(dedup_id)
             .send()
             .await
             .map(drop)
-            .map_err(|e| QueueError(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))
+            .map_err(sqs_error)
     }
 
-    /// Makes a received message visible again at once (a handled failure is retried now, not
-    /// after the visibility timeout; DESIGN 5b).
-    pub async fn retry_now(&self, receipt_handle: &str) -> Result<(), QueueError> {
+    /// Makes a received message visible again after `delay` (a handled failure backs off:
+    /// FIFO queues refuse per-message delays, so the receipt's visibility is changed; DESIGN 5b).
+    pub async fn retry_after(
+        &self,
+        receipt_handle: &str,
+        delay: std::time::Duration,
+    ) -> Result<(), QueueError> {
         self.client
             .change_message_visibility()
             .queue_url(&self.url)
             .receipt_handle(receipt_handle)
-            .visibility_timeout(0)
+            .visibility_timeout(delay.as_secs().min(43_200) as i32)
             .send()
             .await
             .map(drop)
-            .map_err(|e| QueueError(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))
+            .map_err(sqs_error)
     }
 }

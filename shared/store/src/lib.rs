@@ -7,13 +7,11 @@
 //! and write them, with their validation, so each field is defined once.
 
 /// A session's speculative calls wasted, as SQL over `test_sessions s`: the calls it made minus
-/// the decisions it paid for itself (its `ai_thoughts` rows that did not come from the cache).
-/// One definition for the session, its result and the live view.
+/// the decisions it paid for itself (its decisions, counted as they are stored, less those that
+/// came from the cache). One definition for the session, its result and the live view.
 macro_rules! wasted_calls {
     () => {
-        "(s.model_calls - (SELECT count(*) FROM ai_thoughts w
-                           WHERE w.user_id = s.user_id AND w.session_id = s.id)
-          + s.cached_decisions)"
+        "(s.model_calls - (s.decisions - s.cached_decisions))"
     };
 }
 

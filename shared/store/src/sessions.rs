@@ -1,15 +1,63 @@
-//! Test sessions: ownership checks and the one session-control service that the WebSocket actions
-//! and the arena's REST routes share (pause, resume, stop, speed). A control is one conditional
-//! `UPDATE` on the sessions table: it never waits for a running step (the step reads these
-//! fields between candles), and it takes the session's next event number in the same statement.
+//! Test sessions: ownership checks, the typed agent snapshot and run configuration a session
+//! keeps, and the one session-control service that the WebSocket actions and the arena's REST
+//! routes share (pause, resume, stop, speed). A control is one conditional `UPDATE` on the
+//! sessions table: it never waits for a running step (the step reads these fields between
+//! candles); it takes the session's next event number and files the event announcing it in the
+//! session's outbox, in the same statement. The session's step publishes the outbox with its own
+//! events, in seq order: one publisher per session, so every subscriber sees one ordered stream.
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
+use chrono::{DateTime, SecondsFormat, Utc};
+use engine::EngineConfig;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 pub const SPEEDS: &[&str] = &["slow", "normal", "fast", "instant"];
+
+/// The agent as a session saw it when it started: later edits of the agent change nothing.
+/// Written by the start route, read by the step worker (`test_sessions.agent_snapshot`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AgentSnapshot {
+    pub id: Uuid,
+    pub name: String,
+    /// An OpenRouter model id, or a baseline (`baseline/sma-cross`, ...).
+    pub model: String,
+    /// `monk` or `omni`.
+    pub mode: String,
+    #[serde(default)]
+    pub indicators: Vec<String>,
+    #[serde(default)]
+    pub strategy_prompt: String,
+    #[serde(default = "default_temperature")]
+    pub temperature: f64,
+    /// The agent's own key; `None`: the user's default key.
+    #[serde(default)]
+    pub api_key_id: Option<Uuid>,
+}
+
+fn default_temperature() -> f64 {
+    crate::agents::DEFAULT_TEMPERATURE
+}
+
+/// How a session runs: the engine's configuration and the run's settings, as the start route
+/// decided them (`test_sessions.config`), read by the step worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionConfig {
+    pub engine: EngineConfig,
+    pub fee_bps: f64,
+    pub slippage_bps: f64,
+    pub leverage: u8,
+    pub safety_mode: bool,
+    /// Candles a model is asked about at once (speculative lookahead).
+    pub lookahead: u32,
+    /// Ask the model again rather than reuse earlier runs' answers.
+    #[serde(default)]
+    pub fresh_decisions: bool,
+    /// USD the model may cost.
+    #[serde(default)]
+    pub budget_usd: Option<f64>,
+}
 
 /// What a client asks of a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,15 +79,19 @@ impl Control {
     }
 }
 
-/// A session's state after a control, and the sequence number of the event that announces it.
-/// `version` is the step chain's version at that moment: a resume or a stop sends the step
-/// message for it (DESIGN section 5).
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+/// A session's state after a control. `version` is the step chain's version at that moment: a
+/// control that needs a step (resume, stop, anything on a paused session) sends the step message
+/// for it (DESIGN section 5). `envelope` is the event announcing the change (`None` when the
+/// control changed nothing: a resume of a running session, a stop of a session already stopping,
+/// which only send the step again).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct Controlled {
     pub status: String,
     pub speed: String,
-    pub seq: i64,
     pub version: i64,
+    /// The status before the control.
+    pub was: String,
+    pub envelope: Option<Value>,
 }
 
 /// Why a control did nothing.
@@ -60,7 +112,30 @@ pub async fn owns(pool: &PgPool, user_id: Uuid, session_id: Uuid) -> Result<bool
         .await
 }
 
-/// Applies `control` to the caller's session when its status allows it.
+/// The statement of a control: `$1` user, `$2` session, `$3` the event's time (RFC 3339), `$4`
+/// the new speed. The new status and the announcing event are computed from the old row, the
+/// event numbered `event_seq + 1` and appended to the outbox.
+macro_rules! control_sql {
+    ($status:literal, $event:literal, $data:literal, $allowed:literal) => {
+        concat!(
+            "WITH old AS (SELECT status FROM test_sessions WHERE user_id = $1 AND id = $2 FOR UPDATE)
+             UPDATE test_sessions s SET status = ", $status, ", speed = coalesce($4, s.speed),
+                 event_seq = s.event_seq + 1, updated_at = now(), last_advanced_at = now(),
+                 failure_reason = CASE WHEN ", $status, " = 'stopped' THEN 'stopped by the user'
+                                       ELSE s.failure_reason END,
+                 outbox = s.outbox || jsonb_build_array(jsonb_build_object(
+                     'event', '", $event, "', 'session_id', s.id, 'seq', s.event_seq + 1,
+                     'ts', $3::text, 'data', ", $data, "))
+             FROM old
+             WHERE s.user_id = $1 AND s.id = $2 AND s.status IN (", $allowed, ")
+             RETURNING s.status, s.speed, s.version, old.status AS was, s.outbox -> -1 AS envelope"
+        )
+    };
+}
+
+/// Applies `control` to the caller's session when its status allows it. A resume of a session
+/// already running and a stop of one already stopping change nothing and succeed (a client's
+/// retry after a failure works; the caller sends the step again).
 pub async fn control(
     pool: &PgPool,
     user_id: Uuid,
@@ -69,51 +144,87 @@ pub async fn control(
 ) -> Result<Result<Controlled, Refused>, sqlx::Error> {
     let (sql, speed): (&'static str, Option<&str>) = match control {
         Control::Pause => (
-            "UPDATE test_sessions SET status = 'paused', event_seq = event_seq + 1, updated_at = now()
-             WHERE user_id = $1 AND id = $2 AND status IN ('pending', 'running')
-             RETURNING status, speed, event_seq AS seq, version",
+            control_sql!(
+                "'paused'",
+                "session_paused",
+                "jsonb_build_object('status', 'paused', 'speed', s.speed)",
+                "'pending', 'running'"
+            ),
             None,
         ),
         Control::Resume => (
-            "UPDATE test_sessions SET status = 'running', event_seq = event_seq + 1, updated_at = now()
-             WHERE user_id = $1 AND id = $2 AND status = 'paused'
-             RETURNING status, speed, event_seq AS seq, version",
+            control_sql!(
+                "'running'",
+                "session_resumed",
+                "jsonb_build_object('status', 'running', 'speed', s.speed)",
+                "'paused'"
+            ),
             None,
         ),
+        // the step worker finishes a stopped session (closes the position, writes the result)
+        // and sets completed_at then
         Control::Stop => (
-            // the step worker finishes a stopped session (closes the position, writes the result)
-            // and sets completed_at then
-            "UPDATE test_sessions SET status = 'stopped', failure_reason = 'stopped by the user',
-                 event_seq = event_seq + 1, updated_at = now()
-             WHERE user_id = $1 AND id = $2 AND status IN ('pending', 'running', 'paused')
-             RETURNING status, speed, event_seq AS seq, version",
+            control_sql!(
+                "'stopped'",
+                "session_stopped",
+                "jsonb_build_object('status', 'stopped', 'speed', s.speed, 'reason', 'stopped by the user')",
+                "'pending', 'running', 'paused'"
+            ),
             None,
         ),
         Control::Speed(speed) => (
-            "UPDATE test_sessions SET speed = $3, event_seq = event_seq + 1, updated_at = now()
-             WHERE user_id = $1 AND id = $2 AND status IN ('pending', 'running', 'paused')
-             RETURNING status, speed, event_seq AS seq, version",
+            control_sql!(
+                "s.status",
+                "session_speed_changed",
+                "jsonb_build_object('status', s.status, 'speed', $4::text)",
+                "'pending', 'running', 'paused'"
+            ),
             Some(speed.as_str()),
         ),
     };
-    let mut query = sqlx::query_as(sql).bind(user_id).bind(session_id);
-    if let Some(speed) = speed {
-        query = query.bind(speed);
-    }
-    let updated: Option<Controlled> = query.fetch_optional(pool).await?;
+    let ts = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+    let updated: Option<Controlled> = sqlx::query_as(sql)
+        .bind(user_id)
+        .bind(session_id)
+        .bind(ts)
+        .bind(speed)
+        .fetch_optional(pool)
+        .await?;
     if let Some(done) = updated {
         return Ok(Ok(done));
     }
-    let status: Option<String> =
-        sqlx::query_scalar("SELECT status FROM test_sessions WHERE user_id = $1 AND id = $2")
-            .bind(user_id)
-            .bind(session_id)
-            .fetch_optional(pool)
-            .await?;
-    Ok(Err(match status {
-        None => Refused::NotFound,
-        Some(status) => Refused::WrongState { status },
-    }))
+    let row: Option<(String, String, i64, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "SELECT status, speed, version, completed_at FROM test_sessions WHERE user_id = $1 AND id = $2",
+    )
+    .bind(user_id)
+    .bind(session_id)
+    .fetch_optional(pool)
+    .await?;
+    let Some((status, speed, version, completed_at)) = row else {
+        return Ok(Err(Refused::NotFound));
+    };
+    let repeat = match control {
+        Control::Resume => matches!(status.as_str(), "pending" | "running"),
+        Control::Stop => status == "stopped" && completed_at.is_none(),
+        _ => false,
+    };
+    if repeat {
+        return Ok(Ok(Controlled {
+            was: status.clone(),
+            status,
+            speed,
+            version,
+            envelope: None,
+        }));
+    }
+    Ok(Err(Refused::WrongState { status }))
+}
+
+/// Why a start was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotStarted {
+    /// The user has this many sessions pending, running or paused already.
+    TooManyActive { active: i64 },
 }
 
 /// A new backtest session, validated by the caller (the arena function).
@@ -126,11 +237,8 @@ pub struct NewSession {
     pub end: DateTime<Utc>,
     pub starting_capital: f64,
     pub speed: String,
-    /// The agent as it was when the session started (name, model, mode, indicators, prompt,
-    /// temperature, key id): later edits of the agent do not change a running session.
-    pub agent_snapshot: Value,
-    /// The engine configuration and the run's settings.
-    pub config: Value,
+    pub agent_snapshot: AgentSnapshot,
+    pub config: SessionConfig,
     /// Candles expected in `[start, end)` (the first step counts the real ones: gaps stay gaps).
     pub total_candles: i64,
 }
@@ -252,6 +360,10 @@ pub struct Session {
     /// Live figures after the last committed candle (equity, return, trades, drawdown).
     #[schema(value_type = Option<Object>)]
     pub stats: Option<Value>,
+    /// The open position after the last committed candle (`null` when flat): side, entry time
+    /// and price, quantity, leverage, stop-loss and take-profit, as `position_opened` says it.
+    #[schema(value_type = Option<Object>)]
+    pub position: Option<Value>,
     /// Model calls made so far (speculative ones included) and what they cost (USD).
     pub model_calls: i64,
     pub model_cost_usd: f64,
@@ -284,6 +396,7 @@ struct SessionRow {
     cursor: i64,
     total_candles: Option<i64>,
     live_stats: Option<Value>,
+    open_position: Option<Value>,
     model_calls: i64,
     model_cost_usd: f64,
     cached_decisions: i64,
@@ -336,6 +449,7 @@ impl From<SessionRow> for Session {
                 total: r.total_candles.unwrap_or(0),
             },
             stats: r.live_stats,
+            position: r.open_position,
             model_calls: r.model_calls,
             model_cost_usd: r.model_cost_usd,
             cached_decisions: r.cached_decisions,
@@ -352,7 +466,8 @@ macro_rules! session_select {
     () => {
         concat!("SELECT s.id, s.type AS kind, s.status, s.failure_reason, s.agent_id, s.agent_snapshot,
                 s.asset, s.timeframe, s.start_date, s.end_date, s.starting_capital, s.speed,
-                s.config, s.cursor, s.total_candles, s.live_stats, s.model_calls, s.model_cost_usd,
+                s.config, s.cursor, s.total_candles, s.live_stats, s.open_position, s.model_calls,
+                s.model_cost_usd,
                 s.cached_decisions, ",
         wasted_calls!(), " AS speculative_calls_wasted,
                 s.started_at, s.completed_at, s.created_at,
@@ -365,13 +480,30 @@ macro_rules! session_select {
     };
 }
 
-/// Stores a new backtest session (`pending`, version 0) and records `test_started`.
+/// Stores a new backtest session (`pending`, version 0) and records `test_started`, unless the
+/// user already has `max_active` sessions pending, running or paused (checked under a lock on
+/// the user's row, so two starts at once cannot both pass).
 pub async fn create(
     pool: &PgPool,
     user_id: Uuid,
     new: &NewSession,
-) -> Result<Session, sqlx::Error> {
+    max_active: i64,
+) -> Result<Result<Session, NotStarted>, sqlx::Error> {
     let mut tx = pool.begin().await?;
+    sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    let active: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM test_sessions
+         WHERE user_id = $1 AND completed_at IS NULL AND status IN ('pending', 'running', 'paused')",
+    )
+    .bind(user_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if active >= max_active {
+        return Ok(Err(NotStarted::TooManyActive { active }));
+    }
     let id: Uuid = sqlx::query_scalar(
         "INSERT INTO test_sessions (user_id, agent_id, type, asset, timeframe, start_date, end_date,
              starting_capital, speed, agent_snapshot, config, total_candles, last_watched_at)
@@ -386,8 +518,8 @@ pub async fn create(
     .bind(new.end)
     .bind(new.starting_capital)
     .bind(&new.speed)
-    .bind(&new.agent_snapshot)
-    .bind(&new.config)
+    .bind(sqlx::types::Json(&new.agent_snapshot))
+    .bind(sqlx::types::Json(&new.config))
     .bind(new.total_candles)
     .fetch_one(&mut *tx)
     .await?;
@@ -404,6 +536,38 @@ pub async fn create(
     find(pool, user_id, id)
         .await?
         .ok_or(sqlx::Error::RowNotFound)
+        .map(Ok)
+}
+
+/// Where a session stands, for a client that subscribes after it started: status, speed,
+/// progress, live stats, the open position, and the `seq` of the last event numbered (every
+/// later event has a greater one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Standing {
+    pub status: String,
+    pub speed: String,
+    pub cursor: i64,
+    pub total: i64,
+    pub stats: Option<Value>,
+    pub position: Option<Value>,
+    pub last_seq: i64,
+}
+
+/// The caller's session `id`, where it stands.
+pub async fn standing(
+    pool: &PgPool,
+    user_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Standing>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT status, speed, cursor, coalesce(total_candles, 0) AS total, live_stats AS stats,
+                open_position AS position, event_seq AS last_seq
+         FROM test_sessions WHERE user_id = $1 AND id = $2",
+    )
+    .bind(user_id)
+    .bind(id)
+    .fetch_optional(pool)
+    .await
 }
 
 /// The caller's session `id`.

@@ -4,18 +4,22 @@
 //! - [`load`]: the session as a step needs it (checkpoint, version, controls).
 //! - [`save_thoughts`]: model decisions, persisted the moment they return, one row per session and
 //!   candle; the first stored answer wins and is what every replay uses.
-//! - [`commit`]: trades, the new checkpoint and cursor, the event numbers and (at the end) the
-//!   result, notification and activity entry, in ONE transaction conditional on the version the
-//!   step read. A stale or duplicate step commits nothing.
+//! - [`commit`]: trades, the new checkpoint and cursor, the equity of the candles since the
+//!   last commit, the event numbers and (at the end) the result, notification and activity
+//!   entry, in ONE transaction conditional on the version the step read; it takes the session's
+//!   outbox (the controls' events) for the step to publish. A stale or duplicate step commits
+//!   nothing.
 
 use chrono::{DateTime, Utc};
 use engine::{Metrics, Trade};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::PgPool;
+use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::activity;
+use crate::sessions::{AgentSnapshot, SessionConfig};
 
 /// A session as the step worker reads it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -28,8 +32,8 @@ pub struct StepState {
     pub cursor: i64,
     pub total_candles: Option<i64>,
     pub checkpoint: Option<Value>,
-    pub agent_snapshot: Value,
-    pub config: Value,
+    pub agent_snapshot: Json<AgentSnapshot>,
+    pub config: Json<SessionConfig>,
     pub asset: String,
     pub timeframe: String,
     pub start_date: Option<DateTime<Utc>>,
@@ -41,6 +45,10 @@ pub struct StepState {
     pub chain_version: i64,
     pub completed_at: Option<DateTime<Utc>>,
     pub started_at: Option<DateTime<Utc>>,
+    /// `json_object` once the model refused the JSON schema.
+    pub response_format: Option<String>,
+    /// The moment the first step fixed the session's candles (cached then).
+    pub candles_as_of: Option<DateTime<Utc>>,
 }
 
 /// The session `session_id` of `user_id`.
@@ -53,7 +61,7 @@ pub async fn load(
         "SELECT id, user_id, status, speed, version, cursor, total_candles, checkpoint,
                 agent_snapshot, config, asset, timeframe, start_date, end_date, starting_capital,
                 last_watched_at, model_failures, step_version, chain_version, completed_at,
-                started_at
+                started_at, response_format, candles_as_of
          FROM test_sessions WHERE user_id = $1 AND id = $2",
     )
     .bind(user_id)
@@ -140,7 +148,8 @@ pub async fn save_thoughts(
              ON CONFLICT (session_id, candle_index) DO NOTHING
              RETURNING 1),
          counted AS (
-             UPDATE test_sessions SET cached_decisions = cached_decisions + $4
+             UPDATE test_sessions SET cached_decisions = cached_decisions + $4,
+                 decisions = decisions + (SELECT count(*) FROM ins)
              WHERE user_id = $1 AND id = $2 AND EXISTS (SELECT 1 FROM ins))
          SELECT count(*) FROM ins",
     )
@@ -216,20 +225,29 @@ pub struct Commit<'a> {
     pub trades: &'a [Trade],
     /// How many session events this commit numbers.
     pub events: i64,
-    pub live_stats: &'a Value,
+    /// The live figures (`None`: as they are).
+    pub live_stats: Option<&'a Value>,
     pub last_watched_at: Option<DateTime<Utc>>,
     pub model_failures: i32,
+    /// The open position after the last candle (`null` when flat; `None`: as it is).
+    pub position: Option<&'a Value>,
+    /// When the session's candles were fixed (the first step's commit sets it).
+    pub candles_as_of: Option<DateTime<Utc>>,
+    /// The equity of the candles since the last commit: (index of the first, open times, equity).
+    pub equity: Option<(i64, &'a [i64], &'a [f64])>,
     pub finish: Option<Finish<'a>>,
 }
 
 /// The session after a commit. The events of the commit are numbered
-/// `last_seq - events + 1 ..= last_seq`.
+/// `last_seq - events + 1 ..= last_seq`; `outbox` holds the controls' events filed since the last
+/// commit (all numbered before this commit's), to be published first.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct Committed {
     pub status: String,
     pub speed: String,
     pub version: i64,
     pub last_seq: i64,
+    pub outbox: Json<Vec<Value>>,
 }
 
 fn to_time(ms: i64) -> Result<DateTime<Utc>, sqlx::Error> {
@@ -247,19 +265,24 @@ pub async fn commit(pool: &PgPool, c: &Commit<'_>) -> Result<Option<Committed>, 
         Some(Finish::Failed { reason }) => (Some("failed"), Some(reason)),
     };
     let committed: Option<Committed> = sqlx::query_as(
-        "UPDATE test_sessions SET
-             checkpoint = $4, cursor = $5, total_candles = $6, version = version + 1,
-             event_seq = event_seq + $7, live_stats = $8,
-             last_watched_at = coalesce($9, last_watched_at), model_failures = $10,
+        "WITH old AS (SELECT outbox FROM test_sessions
+                      WHERE user_id = $1 AND id = $2 AND version = $3 FOR UPDATE)
+         UPDATE test_sessions s SET
+             checkpoint = $4, cursor = $5, total_candles = $6, version = s.version + 1,
+             event_seq = s.event_seq + $7, live_stats = coalesce($8, s.live_stats),
+             last_watched_at = coalesce($9, s.last_watched_at), model_failures = $10,
              last_advanced_at = now(), updated_at = now(), step_version = $13,
-             started_at = coalesce(started_at, now()),
+             open_position = coalesce($14, s.open_position),
+             candles_as_of = coalesce(s.candles_as_of, $15),
+             outbox = '[]', started_at = coalesce(s.started_at, now()),
              status = CASE WHEN $11::text IS NOT NULL THEN $11
-                           WHEN status = 'pending' THEN 'running' ELSE status END,
+                           WHEN s.status = 'pending' THEN 'running' ELSE s.status END,
              failure_reason = CASE WHEN $12::text IS NOT NULL THEN $12
-                                   WHEN $11::text = 'completed' THEN NULL ELSE failure_reason END,
-             completed_at = CASE WHEN $11::text IS NOT NULL THEN now() ELSE completed_at END
-         WHERE user_id = $1 AND id = $2 AND version = $3
-         RETURNING status, speed, version, event_seq AS last_seq",
+                                   WHEN $11::text = 'completed' THEN NULL ELSE s.failure_reason END,
+             completed_at = CASE WHEN $11::text IS NOT NULL THEN now() ELSE s.completed_at END
+         FROM old
+         WHERE s.user_id = $1 AND s.id = $2 AND s.version = $3
+         RETURNING s.status, s.speed, s.version, s.event_seq AS last_seq, old.outbox",
     )
     .bind(c.user_id)
     .bind(c.session_id)
@@ -274,6 +297,8 @@ pub async fn commit(pool: &PgPool, c: &Commit<'_>) -> Result<Option<Committed>, 
     .bind(final_status)
     .bind(reason)
     .bind(c.step_version)
+    .bind(c.position)
+    .bind(c.candles_as_of)
     .fetch_optional(&mut *tx)
     .await?;
     let Some(committed) = committed else {
@@ -281,6 +306,21 @@ pub async fn commit(pool: &PgPool, c: &Commit<'_>) -> Result<Option<Committed>, 
     };
     if !c.trades.is_empty() {
         insert_trades(&mut tx, c).await?;
+    }
+    if let Some((first_index, times, equity)) = c.equity
+        && !times.is_empty()
+    {
+        sqlx::query(
+            "INSERT INTO session_equity (session_id, user_id, first_index, times, equity)
+             VALUES ($2, $1, $3, $4, $5)",
+        )
+        .bind(c.user_id)
+        .bind(c.session_id)
+        .bind(first_index)
+        .bind(times)
+        .bind(equity)
+        .execute(&mut *tx)
+        .await?;
     }
     match &c.finish {
         None => {}
@@ -448,4 +488,84 @@ async fn notify(
     .execute(tx)
     .await
     .map(drop)
+}
+
+/// Every candle's equity point the session's commits appended, in candle order: (open time,
+/// equity).
+pub async fn equity(
+    pool: &PgPool,
+    user_id: Uuid,
+    session_id: Uuid,
+) -> Result<Vec<(i64, f64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT t.time, t.equity
+         FROM session_equity e, unnest(e.times, e.equity) WITH ORDINALITY AS t(time, equity, n)
+         WHERE e.user_id = $1 AND e.session_id = $2
+         ORDER BY e.first_index, t.n",
+    )
+    .bind(user_id)
+    .bind(session_id)
+    .fetch_all(pool)
+    .await
+}
+
+/// Keeps the response format a session's model fell back to (`json_object`): every later step,
+/// replays included, asks (and hashes) the same requests.
+pub async fn set_response_format(
+    pool: &PgPool,
+    user_id: Uuid,
+    session_id: Uuid,
+    format: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE test_sessions SET response_format = $3 WHERE user_id = $1 AND id = $2")
+        .bind(user_id)
+        .bind(session_id)
+        .bind(format)
+        .execute(pool)
+        .await
+        .map(drop)
+}
+
+/// A session the watchdog found stalled and claimed: its step is to be sent again.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Stalled {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub version: i64,
+}
+
+/// The sessions with work left (pending, running, or stopped but not finished) that have not
+/// advanced for `stall_secs`, and that the watchdog has not nudged within as long: claimed
+/// (`nudged_at` set) in the same statement, so two watchdogs never both send. At most `limit`.
+pub async fn claim_stalled(
+    pool: &PgPool,
+    stall_secs: i64,
+    limit: i64,
+) -> Result<Vec<Stalled>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE test_sessions s SET nudged_at = now()
+         FROM (SELECT id FROM test_sessions
+               WHERE completed_at IS NULL AND status IN ('pending', 'running', 'stopped')
+                 AND coalesce(last_advanced_at, created_at) < now() - make_interval(secs => $1)
+                 AND (nudged_at IS NULL OR nudged_at < now() - make_interval(secs => $1))
+               ORDER BY coalesce(last_advanced_at, created_at)
+               LIMIT $2
+               FOR UPDATE SKIP LOCKED) stalled
+         WHERE s.id = stalled.id
+         RETURNING s.id, s.user_id, s.version",
+    )
+    .bind(stall_secs as f64)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Gives a claim back (the nudge could not be sent): the next watchdog run tries again.
+pub async fn unclaim(pool: &PgPool, user_id: Uuid, session_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE test_sessions SET nudged_at = NULL WHERE user_id = $1 AND id = $2")
+        .bind(user_id)
+        .bind(session_id)
+        .execute(pool)
+        .await
+        .map(drop)
 }

@@ -280,8 +280,11 @@ async fn own_one_of_everything(pool: &sqlx::PgPool, user_id: uuid::Uuid) {
         ), n AS (
             INSERT INTO notifications (user_id, type, title, message) VALUES ($1, 'system', 't', 'm')
         ), dc AS (
-            INSERT INTO decision_cache (user_id, request_hash, model, content)
-            VALUES ($1, 'h', 'openai/gpt-4o', '{}')
+            INSERT INTO decision_cache (user_id, request_hash, session_id, model, content)
+            SELECT $1, 'h', s.id, 'openai/gpt-4o', '{}' FROM s
+        ), eq AS (
+            INSERT INTO session_equity (session_id, user_id, first_index, times, equity)
+            SELECT s.id, $1, 0, '{1}', '{10000}' FROM s
         )
         INSERT INTO activity_log (user_id, action) VALUES ($1, 'agent_created')
     "#;
@@ -302,7 +305,7 @@ async fn owned_counts(app: &alphalab_devstack::TestApp, user_id: uuid::Uuid) -> 
     .fetch_all(&app.pool)
     .await
     .unwrap();
-    assert_eq!(tables.len(), 11, "user-owned tables: {tables:?}");
+    assert_eq!(tables.len(), 12, "user-owned tables: {tables:?}");
     let mut counts = Vec::new();
     for table in tables {
         let sql = format!("SELECT count(*) FROM {table} WHERE user_id = $1");

@@ -174,16 +174,20 @@ async fn subscriptions_are_only_to_ones_own_sessions_and_strangers_cannot_tell_t
 }
 
 #[tokio::test]
-async fn controls_go_through_the_session_service_and_announce_the_new_state_in_order() {
+async fn controls_go_through_the_session_service_and_the_session_step_publishes_them_in_order() {
     let rig = start().await;
+    // the caller is not subscribed; a watcher of the same user is
     let mut alice = rig.connect_as("user_ctl").await;
+    let mut watcher = rig.connect_as("user_ctl").await;
     let session = rig.session(rig.user_id("user_ctl").await).await;
     send(
-        &mut alice,
+        &mut watcher,
         json!({"action": "subscribe", "session_id": session}),
     )
     .await;
-    next(&mut alice).await;
+    let subscribed = next(&mut watcher).await;
+    assert_eq!(subscribed["data"]["session"]["status"], "running");
+    assert_eq!(subscribed["data"]["session"]["last_seq"], 0);
     let mut seqs = Vec::new();
     for (message, event, status, speed) in [
         (
@@ -194,7 +198,7 @@ async fn controls_go_through_the_session_service_and_announce_the_new_state_in_o
         ),
         (
             json!({"action": "change_speed", "session_id": session, "speed": "fast"}),
-            "session_paused",
+            "session_speed_changed",
             "paused",
             "fast",
         ),
@@ -212,6 +216,7 @@ async fn controls_go_through_the_session_service_and_announce_the_new_state_in_o
         ),
     ] {
         send(&mut alice, message).await;
+        // the caller sees the new state at once
         let e = next(&mut alice).await;
         assert_eq!(e["event"], event, "{e}");
         assert_eq!(
@@ -225,7 +230,48 @@ async fn controls_go_through_the_session_service_and_announce_the_new_state_in_o
         [1, 2, 3, 4],
         "seq increases by exactly one per session event"
     );
-    // a stopped session cannot be resumed
+    // a subscriber gets them from the session's step (none runs here), in seq order with the
+    // step's own events: nothing is posted to it around the step
+    assert!(
+        frame(&mut watcher, Duration::from_millis(300))
+            .await
+            .is_none()
+    );
+    let pool = sqlx::PgPool::connect(&rig.env.db.url).await.unwrap();
+    let outbox: serde_json::Value =
+        sqlx::query_scalar("SELECT outbox FROM test_sessions WHERE id = $1")
+            .bind(session)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let filed: Vec<(String, u64)> = outbox
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap().to_owned(),
+                e["seq"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        filed,
+        [
+            ("session_paused".into(), 1),
+            ("session_speed_changed".into(), 2),
+            ("session_resumed".into(), 3),
+            ("session_stopped".into(), 4)
+        ]
+    );
+    // stopping a session that is stopping again is accepted (its step is sent again), with no
+    // new event; a stopped session cannot be resumed
+    send(&mut alice, json!({"action": "stop", "session_id": session})).await;
+    assert!(
+        frame(&mut alice, Duration::from_millis(300))
+            .await
+            .is_none()
+    );
     send(
         &mut alice,
         json!({"action": "resume", "session_id": session}),

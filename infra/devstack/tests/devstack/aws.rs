@@ -25,6 +25,34 @@ fn the_template_declares_the_designs_tables_and_queues() {
     assert_eq!(connections.indexes[0].0, "by_user");
 }
 
+#[test]
+fn the_sqs_event_sources_are_read_with_their_parameters_defaults() {
+    let resources = template();
+    let steps = resources
+        .mappings
+        .iter()
+        .find(|m| m.function == "BacktestStepFunction")
+        .expect("the steps' event source");
+    assert_eq!(
+        (
+            steps.queue.as_str(),
+            steps.batch_size,
+            steps.max_concurrency,
+            steps.timeout_secs
+        ),
+        ("StepsQueue", 1, 50, 120)
+    );
+    let dead = resources
+        .mappings
+        .iter()
+        .find(|m| m.function == "StepWatchdogFunction")
+        .expect("the dead letters' event source");
+    assert_eq!(
+        (dead.queue.as_str(), dead.batch_size),
+        ("StepsDeadLetterQueue", 1)
+    );
+}
+
 #[tokio::test]
 async fn creating_the_templates_resources_on_moto_gives_working_tables_and_queues() {
     let endpoint = moto::test_endpoint().expect("moto");

@@ -1,11 +1,12 @@
 //! The local event source mapping against moto: batches in order, deletes what succeeded,
-//! redelivers reported failures and dead invocations, dead-letters after maxReceiveCount.
+//! redelivers reported failures, dead invocations and invocations past their timeout,
+//! dead-letters after maxReceiveCount, runs several message groups at once.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use alphalab_devstack::sqs::{Invoke, Poller, create_steps_queue, depth};
+use alphalab_devstack::sqs::{Invoke, Mapping, Poller, create_steps_queue, depth};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
 
 async fn client() -> aws_sdk_sqs::Client {
@@ -23,6 +24,16 @@ async fn send(client: &aws_sdk_sqs::Client, url: &str, group: &str, body: &str) 
         .send()
         .await
         .unwrap();
+}
+
+/// Receiving with a visibility of 1 s: reported, dead and abandoned records come back after it.
+fn mapping(batch_size: usize) -> Mapping {
+    Mapping {
+        visibility_secs: 1,
+        timeout: Duration::from_secs(1),
+        max_concurrency: 10,
+        batch_size,
+    }
 }
 
 async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
@@ -45,7 +56,7 @@ async fn records_arrive_in_group_order_and_failures_and_dead_invocations_come_ba
     // what the handler saw, with each record's receive count
     let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let log = seen.clone();
-    let invoke: Invoke = Arc::new(move |event| {
+    let invoke: Invoke = Arc::new(move |event, _| {
         let log = log.clone();
         Box::pin(async move {
             let mut response = SqsBatchResponse::default();
@@ -70,8 +81,7 @@ async fn records_arrive_in_group_order_and_failures_and_dead_invocations_come_ba
             response
         })
     });
-    // visibility 1 s: reported and dead records come back after it
-    let poller = Poller::start(sqs.clone(), queue.url.clone(), 1, invoke);
+    let poller = Poller::start(sqs.clone(), queue.url.clone(), mapping(10), invoke).unwrap();
     until("every record handled and deleted", async || {
         depth(&sqs, &queue.url).await.unwrap() == 0
     })
@@ -112,8 +122,8 @@ async fn a_record_that_always_kills_its_invocation_lands_in_the_dead_letter_queu
         .await
         .unwrap();
     send(&sqs, &queue.url, "g", "poison").await;
-    let invoke: Invoke = Arc::new(|_| Box::pin(async { panic!("always dies") }));
-    let poller = Poller::start(sqs.clone(), queue.url.clone(), 1, invoke);
+    let invoke: Invoke = Arc::new(|_, _| Box::pin(async { panic!("always dies") }));
+    let poller = Poller::start(sqs.clone(), queue.url.clone(), mapping(1), invoke).unwrap();
     until("the record is dead-lettered", async || {
         depth(&sqs, &queue.dlq_url).await.unwrap() == 1
     })
@@ -124,4 +134,124 @@ async fn a_record_that_always_kills_its_invocation_lands_in_the_dead_letter_queu
         3,
         "maxReceiveCount deliveries"
     );
+}
+
+#[tokio::test]
+async fn an_invocation_past_its_timeout_is_abandoned_and_its_record_comes_back_with_a_receive_counted()
+ {
+    let sqs = client().await;
+    let queue = create_steps_queue(&sqs, &format!("timeout-{}", std::process::id()), 30, 5)
+        .await
+        .unwrap();
+    send(&sqs, &queue.url, "g", "slow").await;
+    // (receive count, time left before the deadline the invocation was given)
+    let seen: Arc<Mutex<Vec<(String, Duration)>>> = Arc::default();
+    let log = seen.clone();
+    let invoke: Invoke = Arc::new(move |event, deadline| {
+        let log = log.clone();
+        Box::pin(async move {
+            let count = event.records[0]
+                .attributes
+                .get("ApproximateReceiveCount")
+                .cloned()
+                .unwrap_or_default();
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            log.lock().unwrap().push((count.clone(), left));
+            if count == "1" {
+                // longer than the function's timeout: Lambda abandons it
+                tokio::time::sleep(Duration::from_secs(10)).await;
+            }
+            SqsBatchResponse::default()
+        })
+    });
+    let started = Instant::now();
+    // a 2 s timeout and a 3 s visibility (AWS asks for 6 timeouts; the order is what matters)
+    let poller = Poller::start(
+        sqs.clone(),
+        queue.url.clone(),
+        Mapping {
+            visibility_secs: 3,
+            timeout: Duration::from_secs(2),
+            ..mapping(1)
+        },
+        invoke,
+    )
+    .unwrap();
+    until("the record is handled on its second delivery", async || {
+        depth(&sqs, &queue.url).await.unwrap() == 0
+    })
+    .await;
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!((seen[0].0.as_str(), seen[1].0.as_str()), ("1", "2"));
+    assert!(seen[0].1 <= Duration::from_secs(2) && seen[0].1 > Duration::from_millis(1500));
+    // abandoned at 2 s, back after the 3 s visibility: long before the 10 s the handler wanted
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(poller.stats.timed_out.load(Ordering::SeqCst), 1);
+    assert_eq!(poller.stats.redelivered.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_visibility_shorter_than_the_timeout_is_refused_as_lambda_refuses_it() {
+    let sqs = client().await;
+    let invoke: Invoke = Arc::new(|_, _| Box::pin(async { SqsBatchResponse::default() }));
+    let refused = Poller::start(
+        sqs,
+        "http://127.0.0.1:9/q.fifo".into(),
+        Mapping {
+            visibility_secs: 2,
+            timeout: Duration::from_secs(3),
+            ..mapping(1)
+        },
+        invoke,
+    );
+    assert!(refused.is_err());
+}
+
+#[tokio::test]
+async fn message_groups_run_at_once_one_record_per_invocation_each_group_in_order() {
+    let sqs = client().await;
+    let queue = create_steps_queue(&sqs, &format!("groups-{}", std::process::id()), 30, 5)
+        .await
+        .unwrap();
+    for g in ["a", "b", "c"] {
+        for i in 0..2 {
+            send(&sqs, &queue.url, g, &format!("{g}{i}")).await;
+        }
+    }
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = seen.clone();
+    let invoke: Invoke = Arc::new(move |event, _| {
+        let log = log.clone();
+        Box::pin(async move {
+            assert_eq!(event.records.len(), 1, "one record per invocation");
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            log.lock()
+                .unwrap()
+                .push(event.records[0].body.clone().unwrap_or_default());
+            SqsBatchResponse::default()
+        })
+    });
+    let started = Instant::now();
+    let poller = Poller::start(sqs.clone(), queue.url.clone(), mapping(1), invoke).unwrap();
+    until("every record handled", async || {
+        depth(&sqs, &queue.url).await.unwrap() == 0
+    })
+    .await;
+    // three groups of two half-second invocations: about a second, not three
+    assert!(
+        started.elapsed() < Duration::from_millis(2_500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(poller.stats.most_at_once.load(Ordering::SeqCst) >= 2);
+    let seen = seen.lock().unwrap().clone();
+    for g in ["a", "b", "c"] {
+        let order: Vec<&String> = seen.iter().filter(|b| b.starts_with(g)).collect();
+        assert_eq!(order, [&format!("{g}0"), &format!("{g}1")], "{seen:?}");
+    }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use alphalab_devstack::gateway::{Handler, WsGateway};
 use alphalab_devstack::openrouter::MockOpenRouter;
-use alphalab_devstack::sqs::Poller;
+use alphalab_devstack::sqs::{Mapping, Poller};
 use alphalab_devstack::{TestEnv, TestServer};
 use futures::{SinkExt, StreamExt};
 use platform::{Env, FromEnv};
@@ -25,9 +25,10 @@ use uuid::Uuid;
 pub(crate) type Client =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Seconds a record stays invisible after a receive: short, so that a killed step is redelivered
-/// quickly in the fault tests (720 s in AWS).
-pub(crate) const VISIBILITY_SECS: i32 = 2;
+/// The step function's timeout in these tests unless one sets `STEP_TIMEOUT_SECS` (120 s in
+/// AWS), and the queue's visibility timeout (at least the timeout, as Lambda requires; 720 s in
+/// AWS): short, so that a killed or abandoned step is redelivered soon.
+pub(crate) const TIMEOUT_SECS: u64 = 10;
 
 pub(crate) struct Arena {
     pub(crate) env: TestEnv,
@@ -38,9 +39,11 @@ pub(crate) struct Arena {
     pub(crate) pool: PgPool,
     pub(crate) keys: adapters::crypto::Keyring,
     pub(crate) binance: alphalab_devstack::binance::MockBinance,
-    /// The visibility timeout the poller receives with ([`VISIBILITY_SECS`] unless changed).
-    pub(crate) visibility: i32,
+    /// The event source mapping: the template's batch size and concurrency, the function's
+    /// timeout of [`mapping`], and a visibility timeout as long (a test may lengthen it).
+    pub(crate) mapping: Mapping,
     poller: Option<Poller>,
+    watchdog: Option<(tokio::task::JoinHandle<()>, Poller)>,
 }
 
 impl Arena {
@@ -100,8 +103,9 @@ impl Arena {
             pool,
             keys,
             binance,
-            visibility: VISIBILITY_SECS,
+            mapping: mapping(vars),
             poller: None,
+            watchdog: None,
         }
     }
 
@@ -129,30 +133,61 @@ impl Arena {
     pub(crate) async fn run_steps_delivering(&mut self, times: usize) {
         let sqs = self.sqs().await;
         let worker = self.worker.clone();
-        let invoke: alphalab_devstack::sqs::Invoke = Arc::new(move |event| {
+        let invoke: alphalab_devstack::sqs::Invoke = Arc::new(move |event, deadline| {
             let worker = worker.clone();
             Box::pin(async move {
                 let mut response = Default::default();
                 for _ in 0..times {
-                    response = platform::lambda::sqs::handle_fifo_batch(event.clone(), |record| {
-                        let worker = worker.clone();
-                        async move { worker.handle(record).await }
-                    })
-                    .await;
+                    response =
+                        alphalab_backtest_step::handle(&worker, event.clone(), deadline).await;
                 }
                 response
             })
         });
-        self.poller = Some(Poller::start(
-            sqs,
-            self.env.steps.url.clone(),
-            self.visibility,
-            invoke,
-        ));
+        self.poller = Some(
+            Poller::start(sqs, self.env.steps.url.clone(), self.mapping, invoke)
+                .expect("the event source mapping"),
+        );
+    }
+
+    /// Stops the event source mapping: invocations in flight die with it.
+    pub(crate) fn stop_steps(&mut self) {
+        self.poller = None;
     }
 
     pub(crate) fn poller(&self) -> &Poller {
         self.poller.as_ref().expect("run_steps first")
+    }
+
+    /// Starts the step-watchdog: its run every `interval`, and the dead-letter queue's mapping.
+    pub(crate) async fn run_watchdog(&mut self, interval: Duration) {
+        let e = Env::from_lookup(self.env.owned_lookup());
+        let config = alphalab_step_watchdog::Config::from_env(&e).unwrap();
+        let watchdog = alphalab_step_watchdog::watchdog(&config).await.unwrap();
+        let ticking = watchdog.clone();
+        let ticks = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let _ = ticking.tick().await;
+            }
+        });
+        let dead: alphalab_devstack::sqs::Invoke = Arc::new(move |event, _| {
+            let watchdog = watchdog.clone();
+            Box::pin(async move { alphalab_step_watchdog::dead_letters(&watchdog, event).await })
+        });
+        let poller = Poller::start(
+            self.sqs().await,
+            self.env.steps.dlq_url.clone(),
+            Mapping {
+                visibility_secs: 60,
+                timeout: Duration::from_secs(60),
+                max_concurrency: 2,
+                batch_size: 1,
+            },
+            dead,
+        )
+        .expect("the dead letters' event source mapping");
+        self.watchdog = Some((ticks, poller));
     }
 
     /// A user's token and id (provisioned).
@@ -312,6 +347,40 @@ impl Arena {
             .await
             .unwrap();
         candles
+    }
+}
+
+/// The steps' event source mapping of template.yaml: one record per invocation and the
+/// template's concurrency, with the function's timeout of these tests (`STEP_TIMEOUT_SECS` in
+/// `vars`, as `alphalab serve` reads it; else [`TIMEOUT_SECS`]).
+fn mapping(vars: &[(&str, &str)]) -> Mapping {
+    let template = alphalab_devstack::aws::TemplateResources::from_template(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml"),
+    )
+    .unwrap();
+    let spec = template
+        .mappings
+        .iter()
+        .find(|m| m.function == "BacktestStepFunction")
+        .expect("the steps' event source")
+        .clone();
+    let timeout = vars
+        .iter()
+        .find(|(k, _)| *k == "STEP_TIMEOUT_SECS")
+        .map_or(TIMEOUT_SECS, |(_, v)| v.parse().unwrap());
+    Mapping {
+        visibility_secs: timeout as i32,
+        timeout: Duration::from_secs(timeout),
+        max_concurrency: spec.max_concurrency,
+        batch_size: spec.batch_size,
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        if let Some((ticks, _)) = &self.watchdog {
+            ticks.abort();
+        }
     }
 }
 

@@ -232,7 +232,8 @@ fn the_step_function_is_fed_by_the_fifo_queue_with_batch_failures_and_a_visibili
         event["Properties"]["FunctionResponseTypes"][0].as_str(),
         Some("ReportBatchItemFailures")
     );
-    assert_eq!(event["Properties"]["BatchSize"].as_i64(), Some(10));
+    // one record per invocation: a step owns its invocation's deadline
+    assert_eq!(event["Properties"]["BatchSize"].as_i64(), Some(1));
     let queue = &doc["Resources"]["StepsQueue"]["Properties"];
     assert_eq!(queue["FifoQueue"].as_bool(), Some(true));
     let visibility = queue["VisibilityTimeout"].as_i64().unwrap();
@@ -276,6 +277,23 @@ fn the_step_function_is_fed_by_the_fifo_queue_with_batch_failures_and_a_visibili
     ] {
         assert!(policies.contains(needed), "{needed}: {policies}");
     }
+    // the watchdog waits longer than a normal redelivery, and consumes the dead letters
+    let stall = doc["Parameters"]["StepStallSeconds"]["MinValue"]
+        .as_i64()
+        .unwrap();
+    assert!(stall > visibility, "the watchdog never races a redelivery");
+    let watchdog = &doc["Resources"]["StepWatchdogFunction"]["Properties"];
+    assert_eq!(
+        watchdog["Events"]["EveryMinute"]["Properties"]["Schedule"].as_str(),
+        Some("rate(1 minute)")
+    );
+    let dead = &watchdog["Events"]["DeadLetters"]["Properties"];
+    assert_eq!(dead["BatchSize"].as_i64(), Some(1));
+    let dlq_visibility =
+        doc["Resources"]["StepsDeadLetterQueue"]["Properties"]["VisibilityTimeout"]
+            .as_i64()
+            .unwrap();
+    assert!(dlq_visibility >= 6 * watchdog["Timeout"].as_i64().unwrap());
     // the ws and arena functions send steps (resume, stop, start)
     for function in ["WsFunction", "ArenaFunction"] {
         let props = &doc["Resources"][function]["Properties"];

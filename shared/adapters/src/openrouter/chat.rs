@@ -1,9 +1,16 @@
 //! `POST {base}/chat/completions` (PLATFORM.md, OpenRouter): one decision per call, structured
 //! output, retried with jittered exponential backoff on 408, 429 (after its `Retry-After`), 5xx,
 //! timeouts and broken connections; never on 400, 401, 402 or 403. A model that refuses
-//! `json_schema` (400) is asked again once with `json_object`.
+//! `json_schema` (400) is asked again once with `json_object`. A 200 without a usable message is
+//! billed: it is asked again at most once, and what every 200 cost is reported with the outcome.
+//!
+//! Everything a call waits on ends before the caller's deadline: an attempt starts only when its
+//! timeout ends before it, a backoff or a `Retry-After` is waited only when the next attempt fits
+//! after it; otherwise the call ends [`OpenRouterError::OutOfTime`] (not asked, or not again).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -63,19 +70,43 @@ impl ChatRequest {
     }
 }
 
-/// A model's answer, with what it cost.
+/// A model's answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatReply {
     /// The message content (the decision JSON, possibly malformed: the engine's parser decides).
     pub content: String,
-    pub prompt_tokens: Option<u32>,
-    pub completion_tokens: Option<u32>,
-    /// USD, OpenRouter's `usage.cost`.
-    pub cost: Option<f64>,
     /// Wall time of the whole call, retries included.
     pub latency: Duration,
     /// The format that was accepted (after a fallback: `JsonObject`).
     pub format: ResponseFormat,
+}
+
+/// What a call was billed: every 200 OpenRouter answered, the unusable ones included.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Usage {
+    /// Requests answered with a 200 (each is billed).
+    pub requests: u32,
+    pub prompt_tokens: Option<u32>,
+    pub completion_tokens: Option<u32>,
+    /// USD, the sum of OpenRouter's `usage.cost`; `None` when no answer said (the caller prices
+    /// the tokens).
+    pub cost: Option<f64>,
+}
+
+impl Usage {
+    fn add(&mut self, other: &Usage) {
+        let sum_u = |a: Option<u32>, b: Option<u32>| match (a, b) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
+        };
+        self.requests += other.requests;
+        self.prompt_tokens = sum_u(self.prompt_tokens, other.prompt_tokens);
+        self.completion_tokens = sum_u(self.completion_tokens, other.completion_tokens);
+        self.cost = match (self.cost, other.cost) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0.0) + b.unwrap_or(0.0)),
+        };
+    }
 }
 
 /// How many attempts and how long to wait between them.
@@ -129,7 +160,7 @@ struct ChatResponse {
     #[serde(default)]
     choices: Vec<Choice>,
     #[serde(default)]
-    usage: Option<Usage>,
+    usage: Option<WireUsage>,
 }
 
 #[derive(Deserialize)]
@@ -144,7 +175,7 @@ struct ChoiceMessage {
 }
 
 #[derive(Deserialize)]
-struct Usage {
+struct WireUsage {
     #[serde(default)]
     prompt_tokens: Option<u32>,
     #[serde(default)]
@@ -209,35 +240,53 @@ impl KeyLimiter {
         }
     }
 
-    async fn wait_turn(&self) {
+    /// Waits out a `Retry-After` hold when what follows it (`then`) still ends by `deadline`;
+    /// `false` when it would not.
+    async fn wait_turn(&self, then: Duration, deadline: Instant) -> bool {
         let until = *self.blocked_until.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(until) = until {
-            tokio::time::sleep_until(until.into()).await;
+        let start = until.map_or_else(Instant::now, |u| u.max(Instant::now()));
+        if start + then > deadline {
+            return false;
         }
+        tokio::time::sleep_until(start).await;
+        true
     }
 }
 
 impl OpenRouter {
     /// Asks `request.model` for a decision with `key`, retrying transient failures per `policy`,
-    /// within `limiter`'s bounds. The error returned is the last one.
+    /// within `limiter`'s bounds, everything ending before `deadline`. The error returned is the
+    /// last one; the usage is what every 200 of the call was billed.
     pub async fn chat(
         &self,
         key: &SecretString,
         request: &ChatRequest,
         policy: &RetryPolicy,
         limiter: &KeyLimiter,
-    ) -> Result<ChatReply, OpenRouterError> {
+        deadline: Instant,
+    ) -> (Result<ChatReply, OpenRouterError>, Usage) {
         let started = Instant::now();
+        let timeout = self.config.chat_timeout;
         let mut request = request.clone();
+        let mut usage = Usage::default();
         let mut attempt = 0;
         let mut fell_back = false;
+        let mut empty_replies = 0;
         loop {
             attempt += 1;
             let result = {
-                let _slot = limiter.slots.acquire().await;
+                let Ok(Ok(_slot)) =
+                    tokio::time::timeout_at(deadline, limiter.slots.acquire()).await
+                else {
+                    return (Err(OpenRouterError::OutOfTime), usage);
+                };
                 // after the slot: a call queued behind one that got a Retry-After waits it out
-                limiter.wait_turn().await;
-                self.chat_once(key, &request).await
+                if !limiter.wait_turn(timeout, deadline).await {
+                    return (Err(OpenRouterError::OutOfTime), usage);
+                }
+                let (result, billed) = self.chat_once(key, &request).await;
+                usage.add(&billed);
+                result
             };
             if let Err(e) = &result {
                 if matches!(e, OpenRouterError::RateLimited { .. }) {
@@ -252,8 +301,7 @@ impl OpenRouter {
             match result {
                 Ok(mut reply) => {
                     reply.latency = started.elapsed();
-                    reply.format = request.format;
-                    return Ok(reply);
+                    return (Ok(reply), usage);
                 }
                 Err(OpenRouterError::BadRequest { .. })
                     if request.format == ResponseFormat::JsonSchema && !fell_back =>
@@ -262,24 +310,36 @@ impl OpenRouter {
                     fell_back = true;
                     request.format = ResponseFormat::JsonObject;
                 }
+                // a billed answer without a message: asked again once, no more
+                Err(e @ OpenRouterError::EmptyReply { .. }) => {
+                    empty_replies += 1;
+                    if empty_replies > 1 || attempt >= policy.max_attempts {
+                        return (Err(e), usage);
+                    }
+                }
                 // a Retry-After wait is the limiter's (shared with the key's other calls)
                 Err(e) if e.is_transient() && attempt < policy.max_attempts => {
                     if e.retry_after().is_none() {
-                        tokio::time::sleep(policy.delay(attempt, &e)).await;
+                        let wait = policy.delay(attempt, &e);
+                        if Instant::now() + wait + timeout > deadline {
+                            return (Err(OpenRouterError::OutOfTime), usage);
+                        }
+                        tokio::time::sleep(wait).await;
                     }
                 }
-                Err(e) => return Err(e),
+                Err(e) => return (Err(e), usage),
             }
         }
     }
 
+    /// One request; the usage is what it was billed (a 200, usable or not).
     async fn chat_once(
         &self,
         key: &SecretString,
         request: &ChatRequest,
-    ) -> Result<ChatReply, OpenRouterError> {
+    ) -> (Result<ChatReply, OpenRouterError>, Usage) {
         let timeout = self.config.chat_timeout;
-        let response = self
+        let sent = self
             .http
             .post(format!("{}/chat/completions", self.config.base_url))
             .timeout(timeout)
@@ -287,38 +347,67 @@ impl OpenRouter {
             .header("X-OpenRouter-Title", "AlphaLab")
             .json(&request.body())
             .send()
-            .await
-            .map_err(|e| self.transport_within(e, timeout))?;
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(e) => return (Err(self.transport_within(e, timeout)), Usage::default()),
+        };
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| self.transport_within(e, timeout))?;
+        let retry_after = crate::http::retry_after(response.headers());
+        let body = match response.bytes().await {
+            Ok(body) => body,
+            // a 200 whose body never arrived was still answered, and billed
+            Err(e) if status == 200 => {
+                let error = OpenRouterError::EmptyReply {
+                    detail: self.transport_within(e, timeout).to_string(),
+                };
+                return (Err(error), Usage::billed());
+            }
+            Err(e) => return (Err(self.transport_within(e, timeout)), Usage::default()),
+        };
         if status != 200 {
-            return Err(classify(status, retry_after, &body));
+            return (Err(classify(status, retry_after, &body)), Usage::default());
         }
-        let parsed: ChatResponse = serde_json::from_slice(&body)
-            .map_err(|e| OpenRouterError::InvalidBody(e.to_string()))?;
+        let Ok(parsed) = serde_json::from_slice::<ChatResponse>(&body) else {
+            let error = OpenRouterError::EmptyReply {
+                detail: "the body is not a chat completion".into(),
+            };
+            return (Err(error), Usage::billed());
+        };
+        let usage = Usage {
+            requests: 1,
+            prompt_tokens: parsed.usage.as_ref().and_then(|u| u.prompt_tokens),
+            completion_tokens: parsed.usage.as_ref().and_then(|u| u.completion_tokens),
+            cost: parsed.usage.as_ref().and_then(|u| u.cost),
+        };
         let content = parsed
             .choices
             .into_iter()
             .next()
             .and_then(|c| c.message.content)
-            .ok_or_else(|| OpenRouterError::InvalidBody("no choices[0].message.content".into()))?;
-        let usage = parsed.usage;
-        Ok(ChatReply {
+            .filter(|c| !c.trim().is_empty());
+        let Some(content) = content else {
+            let error = OpenRouterError::EmptyReply {
+                detail: "no choices[0].message.content".into(),
+            };
+            return (Err(error), usage);
+        };
+        let reply = ChatReply {
             content,
-            prompt_tokens: usage.as_ref().and_then(|u| u.prompt_tokens),
-            completion_tokens: usage.as_ref().and_then(|u| u.completion_tokens),
-            cost: usage.as_ref().and_then(|u| u.cost),
             latency: Duration::ZERO,
             format: request.format,
-        })
+        };
+        (Ok(reply), usage)
+    }
+}
+
+impl Usage {
+    /// One billed request whose usage is unknown.
+    fn billed() -> Self {
+        Self {
+            requests: 1,
+            ..Self::default()
+        }
     }
 }
 

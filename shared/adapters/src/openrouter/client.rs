@@ -75,11 +75,7 @@ impl OpenRouter {
             .await
             .map_err(|e| self.transport(e))?;
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
+        let retry_after = crate::http::retry_after(response.headers());
         let body = response.bytes().await.map_err(|e| self.transport(e))?;
         if status != 200 {
             return Err(super::chat::classify(status, retry_after, &body));

@@ -27,9 +27,16 @@ pub enum OpenRouterError {
     /// The connection failed.
     #[error("OpenRouter unreachable: {0}")]
     Network(String),
-    /// A 200 whose body is not what OpenRouter documents.
+    /// A body that is not what OpenRouter documents (key and model lists).
     #[error("OpenRouter sent an unreadable answer: {0}")]
     InvalidBody(String),
+    /// A 200 to a chat request without a usable message: billed, asked again at most once.
+    #[error("OpenRouter answered without a usable message ({detail})")]
+    EmptyReply { detail: String },
+    /// The call (or another attempt of it) could not end before the caller's deadline: not
+    /// asked; the next step asks.
+    #[error("no time left in this step for the model call")]
+    OutOfTime,
 }
 
 impl OpenRouterError {
@@ -42,7 +49,7 @@ impl OpenRouterError {
             | Self::Timeout(_)
             | Self::Network(_) => true,
             Self::UnexpectedStatus { status } => *status == 408 || *status >= 500,
-            Self::InvalidBody(_) => true,
+            Self::InvalidBody(_) | Self::EmptyReply { .. } | Self::OutOfTime => true,
             Self::BadRequest { .. } | Self::Rejected { .. } | Self::NoCredits { .. } => false,
         }
     }

@@ -7,7 +7,7 @@ mod client;
 mod error;
 mod models;
 
-pub use chat::{ChatReply, ChatRequest, KeyLimiter, Message, ResponseFormat, RetryPolicy};
+pub use chat::{ChatReply, ChatRequest, KeyLimiter, Message, ResponseFormat, RetryPolicy, Usage};
 pub use client::{OpenRouter, OpenRouterConfig};
 pub use error::OpenRouterError;
 pub use models::KeyInfo;

@@ -4,6 +4,11 @@ use adapters::binance::{Binance, BinanceConfig};
 use alphalab_devstack::binance::{GAP, HOUR_MS, MockBinance, START_MS, candle};
 use std::time::{Duration, Instant};
 
+/// A deadline no request of these tests comes near.
+fn far() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(300)
+}
+
 fn client(mock: &MockBinance) -> Binance {
     Binance::new(&BinanceConfig {
         base_url: mock.base_url.clone(),
@@ -16,7 +21,7 @@ async fn klines_come_in_pages_of_1000_in_order_with_the_gaps_kept() {
     let mock = MockBinance::start().await.unwrap();
     let end = START_MS + 2_500 * HOUR_MS;
     let rows = client(&mock)
-        .klines("BTCUSDT", "1h", START_MS, end)
+        .klines("BTCUSDT", "1h", START_MS, end, far())
         .await
         .unwrap();
     let missing = (GAP.end - GAP.start) as usize;
@@ -47,7 +52,7 @@ async fn rate_limits_are_waited_out_for_their_retry_after() {
     mock.fail_next(&[429, 418]);
     let started = Instant::now();
     let rows = client(&mock)
-        .klines("BTCUSDT", "1h", START_MS, START_MS + 10 * HOUR_MS)
+        .klines("BTCUSDT", "1h", START_MS, START_MS + 10 * HOUR_MS, far())
         .await
         .unwrap();
     assert_eq!(rows.len(), 10);
@@ -59,9 +64,31 @@ async fn rate_limits_are_waited_out_for_their_retry_after() {
     assert_eq!(mock.requests().len(), 3);
     // an error that is not a rate limit is reported with its status
     let err = client(&mock)
-        .klines("BTCUSDT", "4x", START_MS, START_MS + HOUR_MS)
+        .klines("BTCUSDT", "4x", START_MS, START_MS + HOUR_MS, far())
         .await
         .unwrap_err();
     assert!(err.to_string().contains("400"), "{err}");
 }
+#[tokio::test]
+async fn a_retry_after_that_would_outlast_the_deadline_ends_the_fetch_at_once() {
+    let mock = MockBinance::start().await.unwrap();
+    mock.fail_next(&[429]);
+    let started = Instant::now();
+    // 1.5 s left: after the 1 s wait, less than the 1 s a request needs
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(1_500);
+    let err = client(&mock)
+        .klines("BTCUSDT", "1h", START_MS, START_MS + 10 * HOUR_MS, deadline)
+        .await
+        .unwrap_err();
+    assert_eq!(err, adapters::binance::BinanceError::OutOfTime);
+    assert!(started.elapsed() < Duration::from_millis(900), "no wait");
+    assert_eq!(mock.requests().len(), 1);
+    // with room for the wait and the request, the page comes
+    let rows = client(&mock)
+        .klines("BTCUSDT", "1h", START_MS, START_MS + 10 * HOUR_MS, far())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 10);
+}
+
 mod limiter;

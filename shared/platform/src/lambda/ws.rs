@@ -9,6 +9,7 @@ use std::future::Future;
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use lambda_runtime::{LambdaEvent, service_fn};
+use tracing::Instrument;
 
 /// What a WebSocket function does with each kind of event.
 pub trait WebSocketHandler: Send + Sync {
@@ -50,12 +51,15 @@ pub async fn dispatch<H: WebSocketHandler>(
         .unwrap_or("-");
     let route = route_key(request);
     let span = tracing::info_span!("websocket", route = %route, connection_id = %connection);
-    let _enter = span.enter();
-    match route {
-        "$connect" => handler.connect(request).await,
-        "$disconnect" => handler.disconnect(request).await,
-        _ => handler.message(request).await,
+    async {
+        match route {
+            "$connect" => handler.connect(request).await,
+            "$disconnect" => handler.disconnect(request).await,
+            _ => handler.message(request).await,
+        }
     }
+    .instrument(span)
+    .await
 }
 
 /// A response with `status` and an optional text body.

@@ -10,7 +10,7 @@ async fn pool() -> (PgPool, TestDatabase) {
     (PgPool::connect(&db.url).await.unwrap(), db)
 }
 
-const TABLES: [&str; 14] = [
+const TABLES: [&str; 16] = [
     "users",
     "user_settings",
     "api_keys",
@@ -25,6 +25,8 @@ const TABLES: [&str; 14] = [
     "market_data_cache",
     "webhook_deliveries",
     "decision_cache",
+    "session_equity",
+    "market_data_gaps",
 ];
 
 #[tokio::test]
@@ -54,7 +56,7 @@ async fn every_table_exists_and_every_user_owned_row_cascades() {
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(owned.len(), 11, "{owned:?}");
+    assert_eq!(owned.len(), 12, "{owned:?}");
     for (table, action) in owned {
         assert_eq!(action.as_deref(), Some("c"), "{table}.user_id cascades");
     }
@@ -182,6 +184,7 @@ async fn every_reference_between_user_owned_rows_is_scoped_by_the_user() {
             "agents_api_key_owner_fkey",
             "ai_thoughts_session_owner_fkey",
             "certificates_result_owner_fkey",
+            "session_equity_session_owner_fkey",
             "test_results_agent_owner_fkey",
             "test_results_session_owner_fkey",
             "test_sessions_agent_owner_fkey",

@@ -80,6 +80,11 @@ fn examples() -> Vec<Envelope> {
         Event::SessionPaused(state("paused", None)),
         Event::SessionResumed(state("running", None)),
         Event::SessionStopped(state("stopped", Some("stopped by the user"))),
+        Event::SessionSpeedChanged(SessionState {
+            status: "running".into(),
+            speed: "fast".into(),
+            reason: None,
+        }),
         Event::SessionCompleted(SessionCompleted {
             result: serde_json::json!({"metrics": {"total_trades": 12, "total_return_pct": 4.8}}),
             can_generate_certificate: true,
@@ -105,12 +110,27 @@ fn examples() -> Vec<Envelope> {
         (
             Event::Subscribed(Subscription {
                 topic: format!("session#{session}"),
+                session: Some(Standing {
+                    status: "running".into(),
+                    speed: "fast".into(),
+                    progress: StandingProgress {
+                        cursor: 42,
+                        total: 8760,
+                    },
+                    stats: Some(
+                        serde_json::json!({"equity": 9780.2, "max_drawdown_pct": 3.1,
+                        "total_return_pct": -2.2, "total_trades": 3, "win_rate_pct": 33.3}),
+                    ),
+                    position: None,
+                    last_seq: 11,
+                }),
             }),
             Some(session),
         ),
         (
             Event::Unsubscribed(Subscription {
                 topic: "price#BTCUSDT".into(),
+                session: None,
             }),
             None,
         ),
@@ -139,6 +159,7 @@ fn every_event_matches_its_snapshot_and_carries_the_envelope() {
         "session_paused",
         "session_resumed",
         "session_stopped",
+        "session_speed_changed",
         "session_failed",
         "price_update",
         "subscribed",

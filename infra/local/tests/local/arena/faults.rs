@@ -36,7 +36,13 @@ async fn llm_session_matches_the_reference(
     prepare: impl FnOnce(&mut Arena),
     deliveries: usize,
 ) -> Arena {
-    let mut arena = Arena::start(&[("STEP_CHUNK_CANDLES", "10"), ("STEP_BUDGET_MS", "1")]).await;
+    // short steps, and a 3 s timeout: a killed step is back after the 3 s visibility
+    let mut arena = Arena::start(&[
+        ("STEP_CHUNK_CANDLES", "10"),
+        ("STEP_BUDGET_MS", "1"),
+        ("STEP_TIMEOUT_SECS", "3"),
+    ])
+    .await;
     let candles = arena
         .load(
             "BTCUSDT",
@@ -155,7 +161,12 @@ async fn a_step_killed_after_the_model_call_mid_chunk_or_before_the_send_resumes
 
 #[tokio::test]
 async fn a_baseline_session_killed_and_duplicated_still_equals_the_cli() {
-    let mut arena = Arena::start(&[("STEP_CHUNK_CANDLES", "100"), ("STEP_BUDGET_MS", "1")]).await;
+    let mut arena = Arena::start(&[
+        ("STEP_CHUNK_CANDLES", "100"),
+        ("STEP_BUDGET_MS", "1"),
+        ("STEP_TIMEOUT_SECS", "3"),
+    ])
+    .await;
     let candles = arena
         .load(
             "ETHUSDT",

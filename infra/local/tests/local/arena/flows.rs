@@ -495,11 +495,16 @@ async fn a_range_missing_from_the_cache_is_fetched_by_the_first_step_with_its_ga
 }
 
 #[tokio::test]
-async fn a_step_that_keeps_failing_is_retried_at_once_and_fails_the_session_on_its_last_delivery() {
-    let mut arena = Arena::start(&[]).await;
-    // a long visibility timeout: only the step's own "retry now" brings a failed record back
-    // quickly (five deliveries would otherwise take minutes)
-    arena.visibility = 120;
+async fn a_step_that_keeps_failing_backs_off_and_fails_the_session_on_its_last_delivery_in_product_words()
+ {
+    // three receives, 1 s then 4 s apart (in AWS: five, 5 s to 5 minutes apart)
+    let mut arena = Arena::start(&[
+        ("STEP_RETRY_BASE_SECS", "1"),
+        ("STEP_MAX_RECEIVE_COUNT", "3"),
+    ])
+    .await;
+    // a long visibility timeout: only the step's own backoff brings a failed record back soon
+    arena.mapping.visibility_secs = 120;
     arena.binance.fail_next(&[500; 50]);
     let (token, user) = arena.user("user_arena_unavailable").await;
     let agent = arena.agent(user, "baseline/buy-and-hold", None).await;
@@ -509,19 +514,31 @@ async fn a_step_that_keeps_failing_is_retried_at_once_and_fails_the_session_on_i
             start_body(agent, "2022-01-01", "2022-01-08", "instant"),
         )
         .await;
+    let started = std::time::Instant::now();
     arena.run_steps().await;
     let session = arena
         .wait_for(&token, id, &["failed"], Duration::from_secs(30))
         .await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(5),
+        "1 s and 4 s between the receives: {waited:?}"
+    );
     let reason = session["reason"].as_str().unwrap();
-    assert!(reason.contains("Binance answered 500"), "{reason}");
+    assert!(
+        reason.starts_with("the market data provider did not answer for ")
+            && reason.contains("(reference "),
+        "{reason}"
+    );
+    assert!(!reason.contains("Binance answered"), "{reason}");
     let stats = &arena.poller().stats;
     assert_eq!(
         stats
             .reported_failures
             .load(std::sync::atomic::Ordering::SeqCst),
-        4
+        2
     );
+    assert_eq!(stats.timed_out.load(std::sync::atomic::Ordering::SeqCst), 0);
     let notes: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM notifications WHERE user_id = $1 AND type = 'test_failed'",
     )

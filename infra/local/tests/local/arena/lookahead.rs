@@ -156,7 +156,12 @@ impl Llm {
 
 async fn same_result_for_every_lookahead(kill: bool) {
     for k in [1, 4, 8, 16] {
-        let setup = llm("openai/gpt-4o-mini", &[]).await;
+        let vars: &[(&str, &str)] = if kill {
+            &[("STEP_TIMEOUT_SECS", "4")]
+        } else {
+            &[]
+        };
+        let setup = llm("openai/gpt-4o-mini", vars).await;
         if kill {
             // the sixth answer of the session is stored, then the step dies: with k >= 4 that is
             // inside a window (its other calls are in flight or answered, none accepted yet)
