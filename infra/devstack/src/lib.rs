@@ -11,6 +11,8 @@
 //!   answers included);
 //! - [`gateway`]: a local API Gateway WebSocket API (connection ids, `$connect` refusal,
 //!   `$disconnect`, the `@connections` management API);
+//! - [`iam`]: each function's AWS endpoint, allowing exactly what its template policies allow;
+//! - [`sqs`]: Lambda's SQS event source mapping (batch size, concurrency, function timeout);
 //! - [`harness`]: the per-test environment (fresh database, shared issuer, moto) and a helper that
 //!   serves a router on 127.0.0.1 and talks to it with real HTTP requests.
 //!
@@ -20,6 +22,7 @@ pub mod aws;
 pub mod binance;
 pub mod gateway;
 pub mod harness;
+pub mod iam;
 pub mod issuer;
 pub mod moto;
 pub mod openrouter;

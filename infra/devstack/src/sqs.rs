@@ -13,6 +13,11 @@
 //! - records the handler does not report in `batchItemFailures` are deleted; a reported one is
 //!   left to the queue (its handler set its visibility), and the group's later records of the
 //!   same receive are released for SQS to hand out again in order.
+//!
+//! It polls without SQS's long polling (an abandoned long poll may still be handed a message,
+//! which then stays invisible for the visibility timeout): an empty receive waits a little
+//! longer each time (10 ms doubling to 250 ms), and a finished invocation polls again at once, so
+//! a step's successor starts as soon as the step is done, as with Lambda.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -323,9 +328,11 @@ impl Poller {
             stats: stats.clone(),
         });
         let slots = Arc::new(tokio::sync::Semaphore::new(mapping.max_concurrency.max(1)));
+        let done = Arc::new(tokio::sync::Notify::new());
         let task = tokio::spawn(async move {
             // the invocations in flight: aborted when the mapping is dropped
             let mut running = tokio::task::JoinSet::new();
+            let mut idle = Duration::from_millis(10);
             loop {
                 while running.try_join_next().is_some() {}
                 // receive only what free invocations can take
@@ -345,17 +352,23 @@ impl Poller {
                     .queue_url(&mapper.queue_url)
                     .max_number_of_messages(permits.len() as i32)
                     .visibility_timeout(mapper.mapping.visibility_secs)
-                    .wait_time_seconds(1)
                     .message_system_attribute_names(MessageSystemAttributeName::All)
                     .send()
                     .await;
                 let messages = match received {
                     Ok(r) => r.messages.unwrap_or_default(),
-                    Err(_) => {
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        continue;
-                    }
+                    Err(_) => Vec::new(),
                 };
+                if messages.is_empty() {
+                    drop(permits);
+                    tokio::select! {
+                        _ = done.notified() => {}
+                        _ = tokio::time::sleep(idle) => {}
+                    }
+                    idle = (idle * 2).min(Duration::from_millis(250));
+                    continue;
+                }
+                idle = Duration::from_millis(10);
                 // one task per message group, its records in order
                 let mut groups: Vec<(String, Vec<SqsMessage>)> = Vec::new();
                 for m in messages {
@@ -379,10 +392,11 @@ impl Poller {
                 }
                 for (_, records) in groups {
                     let Some(permit) = permits.pop() else { break };
-                    let mapper = mapper.clone();
+                    let (mapper, done) = (mapper.clone(), done.clone());
                     running.spawn(async move {
                         mapper.group(records).await;
                         drop(permit);
+                        done.notify_one();
                     });
                 }
                 // unused permits go back when `permits` drops

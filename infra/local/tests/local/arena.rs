@@ -10,7 +10,10 @@ mod lookahead;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use alphalab_devstack::gateway::{Handler, WsGateway};
+use alphalab_devstack::iam::{IamProxy, Policies};
 use alphalab_devstack::openrouter::MockOpenRouter;
 use alphalab_devstack::sqs::{Mapping, Poller};
 use alphalab_devstack::{TestEnv, TestServer};
@@ -44,6 +47,8 @@ pub(crate) struct Arena {
     pub(crate) mapping: Mapping,
     poller: Option<Poller>,
     watchdog: Option<(tokio::task::JoinHandle<()>, Poller)>,
+    /// Each function's AWS endpoint: what its template policies allow, every call recorded.
+    pub(crate) iam: HashMap<&'static str, IamProxy>,
 }
 
 impl Arena {
@@ -77,21 +82,36 @@ impl Arena {
             .await
             .expect("gateway");
         env.set("WEBSOCKET_API_ENDPOINT", gateway.endpoint.clone());
-        let e = Env::from_lookup(env.owned_lookup());
-        let ws = alphalab_ws::Ws::new(&alphalab_ws::Config::from_env(&e).unwrap())
-            .await
-            .unwrap();
+        // each function reaches AWS through its own endpoint, allowed what template.yaml allows
+        let iam = iam_proxies(&env).await;
+        let as_function = |function: &str| {
+            let vars = env.owned_lookup();
+            let endpoint = iam[function].endpoint.clone();
+            Env::from_lookup(move |name| match name {
+                "AWS_ENDPOINT_URL" => Some(endpoint.clone()),
+                _ => vars(name),
+            })
+        };
+        let ws = alphalab_ws::Ws::new(
+            &alphalab_ws::Config::from_env(&as_function("WsFunction")).unwrap(),
+        )
+        .await
+        .unwrap();
         let _ = cell.set(ws);
-        let state = alphalab_arena::State::new(&alphalab_arena::Config::from_env(&e).unwrap())
-            .await
-            .unwrap();
+        let state = alphalab_arena::State::new(
+            &alphalab_arena::Config::from_env(&as_function("ArenaFunction")).unwrap(),
+        )
+        .await
+        .unwrap();
         let server = TestServer::serve(alphalab_arena::router(state))
             .await
             .unwrap();
-        let worker =
-            alphalab_backtest_step::worker(&alphalab_backtest_step::Config::from_env(&e).unwrap())
-                .await
-                .unwrap();
+        let worker = alphalab_backtest_step::worker(
+            &alphalab_backtest_step::Config::from_env(&as_function("BacktestStepFunction"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
         let pool = PgPool::connect(&env.db.url).await.unwrap();
         let keys = adapters::crypto::Keyring::parse(&keys_text).unwrap();
         Self {
@@ -106,7 +126,15 @@ impl Arena {
             mapping: mapping(vars),
             poller: None,
             watchdog: None,
+            iam,
         }
+    }
+
+    /// An SQS client calling as `function` (through its IAM endpoint).
+    async fn sqs_as(&self, function: &str) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(
+            &alphalab_devstack::moto::sdk_config(&self.iam[function].endpoint).await,
+        )
     }
 
     async fn sqs(&self) -> aws_sdk_sqs::Client {
@@ -131,7 +159,8 @@ impl Arena {
     /// Starts the event source mapping, each batch handed to the function `times` times (a
     /// duplicate delivery right after the first).
     pub(crate) async fn run_steps_delivering(&mut self, times: usize) {
-        let sqs = self.sqs().await;
+        // Lambda polls with the function's role
+        let sqs = self.sqs_as("BacktestStepFunction").await;
         let worker = self.worker.clone();
         let invoke: alphalab_devstack::sqs::Invoke = Arc::new(move |event, deadline| {
             let worker = worker.clone();
@@ -161,7 +190,12 @@ impl Arena {
 
     /// Starts the step-watchdog: its run every `interval`, and the dead-letter queue's mapping.
     pub(crate) async fn run_watchdog(&mut self, interval: Duration) {
-        let e = Env::from_lookup(self.env.owned_lookup());
+        let vars = self.env.owned_lookup();
+        let endpoint = self.iam["StepWatchdogFunction"].endpoint.clone();
+        let e = Env::from_lookup(move |name| match name {
+            "AWS_ENDPOINT_URL" => Some(endpoint.clone()),
+            _ => vars(name),
+        });
         let config = alphalab_step_watchdog::Config::from_env(&e).unwrap();
         let watchdog = alphalab_step_watchdog::watchdog(&config).await.unwrap();
         let ticking = watchdog.clone();
@@ -176,7 +210,7 @@ impl Arena {
             Box::pin(async move { alphalab_step_watchdog::dead_letters(&watchdog, event).await })
         });
         let poller = Poller::start(
-            self.sqs().await,
+            self.sqs_as("StepWatchdogFunction").await,
             self.env.steps.dlq_url.clone(),
             Mapping {
                 visibility_secs: 60,
@@ -376,10 +410,46 @@ fn mapping(vars: &[(&str, &str)]) -> Mapping {
     }
 }
 
+/// The IAM endpoints of the functions the arena tests run, over moto.
+async fn iam_proxies(env: &TestEnv) -> HashMap<&'static str, IamProxy> {
+    let policies = Arc::new(
+        Policies::from_template(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml"),
+        )
+        .expect("the template's policies"),
+    );
+    let name = |url: &str| url.rsplit('/').next().unwrap_or_default().to_owned();
+    let queues = HashMap::from([
+        (name(&env.steps.url), "StepsQueue".to_owned()),
+        (name(&env.steps.dlq_url), "StepsDeadLetterQueue".to_owned()),
+    ]);
+    let moto = alphalab_devstack::moto::test_endpoint().unwrap();
+    let mut out = HashMap::new();
+    for function in [
+        "ArenaFunction",
+        "WsFunction",
+        "BacktestStepFunction",
+        "StepWatchdogFunction",
+    ] {
+        let proxy = IamProxy::start(function, policies.clone(), moto, queues.clone())
+            .await
+            .expect("an IAM endpoint");
+        out.insert(function, proxy);
+    }
+    out
+}
+
 impl Drop for Arena {
     fn drop(&mut self) {
         if let Some((ticks, _)) = &self.watchdog {
             ticks.abort();
+        }
+        // every call of every function was one its template policies allow
+        if !std::thread::panicking() {
+            for (function, proxy) in &self.iam {
+                let denied = proxy.denied();
+                assert!(denied.is_empty(), "{function} was denied {denied:?}");
+            }
         }
     }
 }

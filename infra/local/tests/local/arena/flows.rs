@@ -639,7 +639,7 @@ async fn a_start_whose_first_step_cannot_be_queued_answers_503_and_leaves_nothin
         "{}/123456789012/no-such-queue.fifo",
         alphalab_devstack::moto::test_endpoint().unwrap()
     );
-    let arena = Arena::start(&[("STEPS_QUEUE_URL", missing.as_str())]).await;
+    let mut arena = Arena::start(&[("STEPS_QUEUE_URL", missing.as_str())]).await;
     let (token, user) = arena.user("user_arena_no_queue").await;
     let agent = arena.agent(user, "baseline/sma-cross", None).await;
     let (status, body) = arena
@@ -660,4 +660,9 @@ async fn a_start_whose_first_step_cannot_be_queued_answers_503_and_leaves_nothin
     .await
     .unwrap();
     assert_eq!((sessions, started), (0, 0));
+    // not the template's queue: AWS would deny the send too (three tries)
+    let denied = arena.iam["ArenaFunction"].denied();
+    assert_eq!(denied.len(), 3, "{denied:?}");
+    assert!(denied.iter().all(|c| c.action == "sqs:SendMessage"));
+    arena.iam.clear();
 }
