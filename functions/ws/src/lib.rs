@@ -186,6 +186,7 @@ fn refusal(code: &str, message: impl Into<String>) -> ErrorData {
 fn standing(s: sessions::Standing) -> Standing {
     Standing {
         status: s.status,
+        finished: s.finished,
         speed: s.speed,
         progress: StandingProgress {
             cursor: s.cursor.max(0) as u64,

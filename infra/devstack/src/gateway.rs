@@ -9,7 +9,9 @@
 //!   disconnect), handled in order per connection; a closed socket sends `$disconnect`;
 //! - `POST /@connections/{id}` delivers its body as a text frame, `GET` describes the connection,
 //!   `DELETE` closes it; an unknown id answers 410 `GoneException`, as API Gateway does, so the same
-//!   `aws-sdk-apigatewaymanagement` code that publishes in AWS publishes to local sockets.
+//!   `aws-sdk-apigatewaymanagement` code that publishes in AWS publishes to local sockets;
+//! - a connection can be lost the way a dead client is in AWS ([`WsGateway::lose_connections`]):
+//!   posts to it answer 410 and no `$disconnect` comes (API Gateway sends it best effort).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -54,17 +56,28 @@ struct Connection {
 struct Gateway {
     handler: Handler,
     connections: Arc<Mutex<HashMap<String, Connection>>>,
+    /// Connections lost without a `$disconnect`.
+    lost: Arc<Mutex<std::collections::HashSet<String>>>,
     domain: String,
     counter: Arc<AtomicU64>,
 }
 
 /// A running gateway.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WsGateway {
     /// Where clients connect: `ws://127.0.0.1:<port>/`.
     pub ws_url: String,
     /// The `@connections` endpoint for the publisher (`WEBSOCKET_API_ENDPOINT`).
     pub endpoint: String,
+    gateway: Gateway,
+}
+
+impl std::fmt::Debug for WsGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsGateway")
+            .field("ws_url", &self.ws_url)
+            .finish_non_exhaustive()
+    }
 }
 
 fn now_ms() -> i64 {
@@ -84,6 +97,7 @@ impl WsGateway {
         let gateway = Gateway {
             handler,
             connections: Arc::default(),
+            lost: Arc::default(),
             domain: local.to_string(),
             counter: Arc::default(),
         };
@@ -95,7 +109,7 @@ impl WsGateway {
                     .get(get_connection)
                     .delete(delete_connection),
             )
-            .with_state(gateway);
+            .with_state(gateway.clone());
         tokio::spawn(async move {
             let _ = axum::serve(
                 listener,
@@ -106,7 +120,26 @@ impl WsGateway {
         Ok(Self {
             ws_url: format!("ws://{local}/"),
             endpoint: format!("http://{local}"),
+            gateway,
         })
+    }
+
+    /// Loses every open connection the way API Gateway loses a dead client's: posts to it answer
+    /// 410 `GoneException` from now on, its socket is closed, and no `$disconnect` is sent.
+    /// Returns how many were lost.
+    pub fn lose_connections(&self) -> usize {
+        let mut connections = self
+            .gateway
+            .connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut lost = self.gateway.lost.lock().unwrap_or_else(|p| p.into_inner());
+        let n = connections.len();
+        for (id, c) in connections.drain() {
+            let _ = c.sender.send(Outgoing::Close);
+            lost.insert(id);
+        }
+        n
     }
 }
 
@@ -238,6 +271,14 @@ async fn run(gateway: Gateway, socket: WebSocket, id: String, connected_at: i64,
         .unwrap_or_else(|p| p.into_inner())
         .remove(&id);
     writer.abort();
+    if gateway
+        .lost
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains(&id)
+    {
+        return;
+    }
     let disconnect = gateway.event("$disconnect", "DISCONNECT", &id, connected_at, None, None);
     (gateway.handler)(disconnect).await;
 }

@@ -31,8 +31,13 @@ impl TestEnv {
     /// Starts (once per process) Postgres, moto (with the template's tables and queues) and the
     /// issuer, and clones a fresh database.
     pub async fn new() -> Result<Self> {
+        Self::on(TestDatabase::create().await?).await
+    }
+
+    /// The environment over a migrated database of the caller's (a cluster of its own, say, that
+    /// a test stops and starts).
+    pub async fn on(db: TestDatabase) -> Result<Self> {
         let issuer = TokenIssuer::shared()?;
-        let db = TestDatabase::create().await?;
         let mut vars: HashMap<String, String> = issuer.env().into_iter().collect();
         vars.insert("DATABASE_URL".into(), db.url.clone());
         vars.insert(

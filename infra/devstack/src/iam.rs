@@ -43,10 +43,13 @@ struct Statement {
 
 impl Statement {
     fn allows(&self, action: &str, resource: &Resource) -> bool {
-        self.actions.iter().any(|pattern| match pattern.strip_suffix('*') {
-            Some(prefix) => action.starts_with(prefix),
-            None => pattern == action,
-        }) && self.resources.contains(resource)
+        self.actions
+            .iter()
+            .any(|pattern| match pattern.strip_suffix('*') {
+                Some(prefix) => action.starts_with(prefix),
+                None => pattern == action,
+            })
+            && self.resources.contains(resource)
     }
 }
 
@@ -299,7 +302,11 @@ impl IamProxy {
 }
 
 /// The action and resource of a request, when it is one this proxy judges.
-fn judged(headers: &HeaderMap, body: &[u8], queues: &HashMap<String, String>) -> Option<(String, Resource, String)> {
+fn judged(
+    headers: &HeaderMap,
+    body: &[u8],
+    queues: &HashMap<String, String>,
+) -> Option<(String, Resource, String)> {
     let target = headers.get("x-amz-target")?.to_str().ok()?;
     let (service, operation) = target.split_once('.')?;
     let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
@@ -307,7 +314,11 @@ fn judged(headers: &HeaderMap, body: &[u8], queues: &HashMap<String, String>) ->
         let table = json["TableName"].as_str()?.to_owned();
         let action = format!("dynamodb:{operation}");
         return Some(match json["IndexName"].as_str() {
-            Some(index) => (action, Resource::Indexes(table.clone()), format!("{table}/index/{index}")),
+            Some(index) => (
+                action,
+                Resource::Indexes(table.clone()),
+                format!("{table}/index/{index}"),
+            ),
             None => (action, Resource::Table(table.clone()), table),
         });
     }

@@ -114,25 +114,31 @@ impl PgCluster {
                 "initdb",
             )?;
         }
-        if !cluster.is_running() {
+        cluster.start_server()?;
+        Ok(cluster)
+    }
+
+    /// Starts the server of this cluster unless it runs (after [`PgCluster::stop`]: a database
+    /// that comes back).
+    pub fn start_server(&self) -> Result<()> {
+        if !self.is_running() {
             let options = format!(
                 "-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off \
                  -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
-                dir = cluster.dir.display()
+                port = self.port,
+                dir = self.dir.display()
             );
             run(
-                cluster
-                    .command("pg_ctl")
+                self.command("pg_ctl")
                     .arg("-D")
-                    .arg(&data)
+                    .arg(self.data_dir())
                     .args(["-o", &options, "-l"])
-                    .arg(cluster.dir.join("postgres.log"))
+                    .arg(self.dir.join("postgres.log"))
                     .args(["-w", "-t", "30", "start"]),
                 "starting Postgres",
             )?;
         }
-        proc::wait_for_port(port, Duration::from_secs(10))?;
-        Ok(cluster)
+        proc::wait_for_port(self.port, Duration::from_secs(10))
     }
 
     /// A throwaway cluster in a new temporary directory, stopped and removed when this process

@@ -17,6 +17,7 @@ mod secrets;
 mod serve;
 mod steps;
 mod token;
+mod watch;
 
 #[derive(Parser)]
 #[command(name = "alphalab", about = "AlphaLab's local tool", version)]
@@ -53,6 +54,9 @@ enum Command {
     /// Re-encrypt every stored API key with the active version of ENCRYPTION_KEYS (idempotent,
     /// in batches).
     RotateKeys(rotate::RotateArgs),
+    /// Print a session's live events, one JSON line each, until it is over (through the
+    /// WebSocket API: `--ws-url`, `--token` or `TOKEN`).
+    Watch(watch::WatchArgs),
     /// Backtest a baseline agent on a CSV of candles; metrics as JSON on stdout.
     Backtest(backtest::BacktestArgs),
     /// Compute indicators over a CSV of candles; CSV on stdout.
@@ -71,6 +75,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Token(args) => token::run(args),
+        Command::Watch(args) => watch::run(args).await,
         Command::Backtest(args) => backtest::backtest(args),
         Command::Indicators(args) => backtest::indicators(args),
         Command::Migrate => {

@@ -145,6 +145,8 @@ pub struct Subscription {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Standing {
     pub status: String,
+    /// No event will follow (completed, failed, or stopped with its result written).
+    pub finished: bool,
     pub speed: String,
     pub progress: StandingProgress,
     pub stats: Option<Value>,

@@ -396,9 +396,12 @@ mod tests {
         );
     }
 
+    /// A change to a valid body or its facts.
+    type Change = Box<dyn Fn(&mut StartBacktest, &mut Facts)>;
+
     #[test]
     fn each_rule_names_its_field() {
-        let cases: Vec<(Box<dyn Fn(&mut StartBacktest, &mut Facts)>, &str)> = vec![
+        let cases: Vec<(Change, &str)> = vec![
             (Box::new(|_, f| f.agent = None), "agent_id"),
             (
                 Box::new(|_, f| f.agent = Some(agent("openai/gpt-4o-mini"))),

@@ -539,12 +539,13 @@ pub async fn create(
         .map(Ok)
 }
 
-/// Where a session stands, for a client that subscribes after it started: status, speed,
-/// progress, live stats, the open position, and the `seq` of the last event numbered (every
-/// later event has a greater one).
+/// Where a session stands, for a client that subscribes after it started: status (and whether
+/// it is finished), speed, progress, live stats, the open position, and the `seq` of the last
+/// event numbered (every later event has a greater one).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Standing {
     pub status: String,
+    pub finished: bool,
     pub speed: String,
     pub cursor: i64,
     pub total: i64,
@@ -560,7 +561,8 @@ pub async fn standing(
     id: Uuid,
 ) -> Result<Option<Standing>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT status, speed, cursor, coalesce(total_candles, 0) AS total, live_stats AS stats,
+        "SELECT status, completed_at IS NOT NULL OR status IN ('completed', 'failed') AS finished,
+                speed, cursor, coalesce(total_candles, 0) AS total, live_stats AS stats,
                 open_position AS position, event_seq AS last_seq
          FROM test_sessions WHERE user_id = $1 AND id = $2",
     )

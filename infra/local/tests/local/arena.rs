@@ -2,6 +2,7 @@
 //! local event source mapping (moto SQS), the ws function behind the local gateway with a real
 //! WebSocket client, Postgres, and local servers speaking OpenRouter's and Binance's formats.
 
+mod chain;
 mod faults;
 mod flows;
 mod llm;
@@ -54,7 +55,11 @@ pub(crate) struct Arena {
 impl Arena {
     /// Everything but the poller (see [`Arena::run_steps`]), with extra variables `vars`.
     pub(crate) async fn start(vars: &[(&str, &str)]) -> Self {
-        let mut env = TestEnv::new().await.expect("test environment");
+        Self::start_on(TestEnv::new().await.expect("test environment"), vars).await
+    }
+
+    /// [`Arena::start`] over the environment `env` (a database of the test's own).
+    pub(crate) async fn start_on(mut env: TestEnv, vars: &[(&str, &str)]) -> Self {
         let openrouter = MockOpenRouter::start().await.unwrap();
         let binance = alphalab_devstack::binance::MockBinance::start()
             .await
@@ -283,8 +288,18 @@ impl Arena {
         token: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
+        let (status, answer) = self
+            .server
+            .call(method.clone(), path, Some(token), body.clone())
+            .await
+            .unwrap();
+        if status != 401 {
+            return (status, answer);
+        }
+        // a session token lives 60 s, as Clerk's: a long test goes on with a fresh one
+        let fresh = self.env.token(&subject(token));
         self.server
-            .call(method, path, Some(token), body)
+            .call(method, path, Some(&fresh), body)
             .await
             .unwrap()
     }
@@ -452,6 +467,19 @@ impl Drop for Arena {
             }
         }
     }
+}
+
+/// The `sub` of a token (its payload is not checked here: the API checks it).
+fn subject(token: &str) -> String {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap_or_default();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap_or_default();
+    serde_json::from_slice::<Value>(&bytes).unwrap_or_default()["sub"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 pub(crate) fn ms(rfc3339: &str) -> i64 {

@@ -352,3 +352,153 @@ async fn serve_verifies_an_external_clerk_instances_tokens_when_told_to() {
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+/// A newcomer's first model agent: `serve --demo-models` answers OpenRouter's routes in process
+/// with the demo models, seeds a key and a model agent, and a backtest of it runs with no
+/// OpenRouter key of the user's and no network (HTTPS goes nowhere here); `alphalab watch`
+/// prints where the session stands.
+#[tokio::test]
+async fn serve_with_demo_models_runs_a_model_agent_with_no_key_and_no_network() {
+    let env = alphalab_devstack::TestEnv::new().await.unwrap();
+    let data_dir = std::env::temp_dir().join(format!("alphalab-serve-demo-{}", std::process::id()));
+    let (api, issuer, ws) = (free_port(), free_port(), free_port());
+    let mut command = Command::new(env!("CARGO_BIN_EXE_alphalab"));
+    command
+        .args(["serve", "--demo-models", "--demo-latency-ms", "5"])
+        .args([
+            "--port",
+            &api.to_string(),
+            "--issuer-port",
+            &issuer.to_string(),
+        ])
+        .args(["--ws-port", &ws.to_string()])
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .env("DATABASE_URL", &env.db.url)
+        .env(
+            "AWS_ENDPOINT_URL",
+            alphalab_devstack::moto::test_endpoint().unwrap(),
+        )
+        // a queue of its own (serve's default one is shared by every stack on this moto)
+        .env("STEPS_QUEUE_URL", &env.steps.url)
+        .env("STEPS_DLQ_URL", &env.steps.dlq_url)
+        .env_remove("OPENROUTER_BASE_URL")
+        // no network: anything over HTTPS goes to a port where nothing listens
+        .env("HTTPS_PROXY", "http://127.0.0.1:9")
+        .env("NO_PROXY", "127.0.0.1,localhost");
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let start = Instant::now();
+    let mut token = None;
+    let mut output = Vec::new();
+    while token.is_none() && start.elapsed() < Duration::from_secs(90) {
+        if let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) {
+            if let Some(t) = line.trim().strip_prefix("export TOKEN=") {
+                token = Some(t.to_owned());
+            }
+            output.push(line);
+        }
+    }
+    let token = token.unwrap_or_else(|| panic!("no token printed; output: {output:#?}"));
+    assert!(
+        output.iter().any(|l| l.contains("demo/rsi-reversion")),
+        "{output:#?}"
+    );
+    let client = reqwest::Client::new();
+    let agents: serde_json::Value = client
+        .get(format!("http://127.0.0.1:{api}/api/agents"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let agent = agents["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["model"] == "demo/rsi-reversion")
+        .unwrap_or_else(|| panic!("{agents}"))
+        .clone();
+    let started: serde_json::Value = client
+        .post(format!("http://127.0.0.1:{api}/api/arena/backtest/start"))
+        .bearer_auth(&token)
+        .json(
+            &serde_json::json!({"agent_id": agent["id"], "asset": "BTCUSDT",
+            "timeframe": "1h", "start_date": "2022-01-01", "end_date": "2022-01-08",
+            "speed": "instant"}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let session = started["session"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{started}"))
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let done = loop {
+        let read: serde_json::Value = client
+            .get(format!(
+                "http://127.0.0.1:{api}/api/arena/sessions/{session}"
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        match read["session"]["status"].as_str() {
+            Some("completed") => break read["session"].clone(),
+            Some("failed") => panic!("{read}"),
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "{read}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(done["progress"]["cursor"], 168);
+    assert!(done["model_calls"].as_i64().unwrap() >= 168, "{done}");
+    assert_eq!(done["model_cost_usd"], 0.0, "the demo models are free");
+    // `alphalab watch` prints where it stands (over: nothing follows) and exits
+    let watched = Command::new(env!("CARGO_BIN_EXE_alphalab"))
+        .args([
+            "watch",
+            &session,
+            "--ws-url",
+            &format!("ws://127.0.0.1:{ws}/"),
+        ])
+        .args(["--token", &token])
+        .output()
+        .unwrap();
+    assert!(watched.status.success(), "{watched:?}");
+    let first: serde_json::Value = serde_json::from_str(
+        String::from_utf8_lossy(&watched.stdout)
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(first["event"], "subscribed");
+    assert_eq!(first["data"]["session"]["status"], "completed");
+    assert_eq!(first["data"]["session"]["finished"], true);
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&data_dir);
+}

@@ -112,6 +112,7 @@ fn examples() -> Vec<Envelope> {
                 topic: format!("session#{session}"),
                 session: Some(Standing {
                     status: "running".into(),
+                    finished: false,
                     speed: "fast".into(),
                     progress: StandingProgress {
                         cursor: 42,

@@ -214,3 +214,47 @@ async fn a_model_failing_on_five_candles_in_a_row_ends_the_session_failed() {
             .unwrap();
     assert_eq!(kinds, ["test_failed"]);
 }
+
+#[tokio::test]
+async fn an_empty_200_is_billed_counted_and_holds_after_one_retry() {
+    let (mut arena, token, user, agent) = llm_arena("openai/gpt-4o-mini", KEY).await;
+    // the third candle's request is answered 200 with usage and no message, and so is its retry
+    arena
+        .openrouter
+        .set_script(Some(Arc::new(|call| match call.n {
+            3 | 4 => Reply::Empty,
+            _ => Reply::Decide,
+        })));
+    let id = arena.start_backtest(&token, body(agent)).await;
+    arena.run_steps().await;
+    let session = arena
+        .wait_for(&token, id, &["completed"], Duration::from_secs(30))
+        .await;
+    let calls = arena.openrouter.chat_calls();
+    assert_eq!(calls.len(), 25, "24 candles, one asked twice");
+    assert_eq!(calls[3].prompt, calls[2].prompt, "the retry asks the same");
+    assert_eq!(
+        session["model_calls"], 25,
+        "every billed request is counted"
+    );
+    let rows = store::steps::thoughts(&arena.pool, user, id, 0, 1_000)
+        .await
+        .unwrap();
+    let empty = &rows[2];
+    assert_eq!(empty.action, "hold");
+    assert!(
+        empty
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("without a usable message")),
+        "{empty:?}"
+    );
+    assert!(
+        empty.cost_usd.unwrap_or(0.0) > 0.0,
+        "both empty answers billed: {empty:?}"
+    );
+    // what the session paid is what its decisions say they cost, the empty ones included
+    let decided: f64 = rows.iter().filter_map(|r| r.cost_usd).sum();
+    let paid = session["model_cost_usd"].as_f64().unwrap();
+    assert!((decided - paid).abs() < 1e-12, "{decided} vs {paid}");
+}
