@@ -14,10 +14,12 @@
 //!   left to the queue (its handler set its visibility), and the group's later records of the
 //!   same receive are released for SQS to hand out again in order.
 //!
-//! It polls without SQS's long polling (an abandoned long poll may still be handed a message,
-//! which then stays invisible for the visibility timeout): an empty receive waits a little
-//! longer each time (10 ms doubling to 250 ms), and a finished invocation polls again at once, so
-//! a step's successor starts as soon as the step is done, as with Lambda.
+//! While no invocation runs it long-polls (1 s: a message sent is received at once). While some
+//! run it polls without waiting (SQS hands out nothing of a group with a message in flight, and a
+//! long poll that began then does not see the group free up when that message is deleted): an
+//! empty receive waits a little longer each time (10 ms doubling to 100 ms), and a finished
+//! invocation polls again at once, so a step's successor starts as soon as the step is done, as
+//! with Lambda.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -346,12 +348,14 @@ impl Poller {
                         Err(_) => break,
                     }
                 }
+                let idle_mapping = running.is_empty();
                 let received = mapper
                     .client
                     .receive_message()
                     .queue_url(&mapper.queue_url)
                     .max_number_of_messages(permits.len() as i32)
                     .visibility_timeout(mapper.mapping.visibility_secs)
+                    .wait_time_seconds(i32::from(idle_mapping))
                     .message_system_attribute_names(MessageSystemAttributeName::All)
                     .send()
                     .await;
@@ -361,11 +365,13 @@ impl Poller {
                 };
                 if messages.is_empty() {
                     drop(permits);
-                    tokio::select! {
-                        _ = done.notified() => {}
-                        _ = tokio::time::sleep(idle) => {}
+                    if !idle_mapping {
+                        tokio::select! {
+                            _ = done.notified() => {}
+                            _ = tokio::time::sleep(idle) => {}
+                        }
+                        idle = (idle * 2).min(Duration::from_millis(100));
                     }
-                    idle = (idle * 2).min(Duration::from_millis(250));
                     continue;
                 }
                 idle = Duration::from_millis(10);

@@ -13,8 +13,9 @@ use tower_http::cors::CorsLayer;
 use utoipa::openapi::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-/// Every function's state, built from one environment. The authenticated functions share one
-/// [`ApiState`] (one pool) here; in AWS each Lambda has its own.
+/// Every function's state, built from one environment (the arena function's AWS calls from its
+/// own, `arena`). The authenticated functions share one [`ApiState`] (one pool) here; in AWS each
+/// Lambda has its own.
 pub(crate) struct States {
     pub(crate) api: ApiState,
     pub(crate) api_keys: alphalab_api_keys::State,
@@ -23,7 +24,7 @@ pub(crate) struct States {
 }
 
 impl States {
-    pub(crate) async fn from_env(env: &Env<'_>) -> Result<Self> {
+    pub(crate) async fn from_env(env: &Env<'_>, arena: &Env<'_>) -> Result<Self> {
         let config = ApiConfig::from_env(env)?;
         platform::telemetry::init(config.telemetry.log_format);
         let api = ApiState::new(&config).await?;
@@ -38,7 +39,7 @@ impl States {
             pool: api.pool.clone(),
             secret: Arc::new(hooks.secret),
         };
-        let arena_config = alphalab_arena::Config::from_env(env)?;
+        let arena_config = alphalab_arena::Config::from_env(arena)?;
         let arena = alphalab_arena::State {
             api: api.clone(),
             controls: step_worker::Controls {

@@ -81,7 +81,7 @@ pub(crate) async fn run(args: BenchArenaArgs) -> Result<()> {
         engine_time.as_secs_f64() * 1e3
     );
     println!(
-        "run | wall | steps | ws messages | ws bytes | fewest 32 KB frames | messages/fewest | events | overhead/candle | checkpoint bytes (text / stored)"
+        "run | wall | steps | ws messages | ws bytes | fewest 32 KB frames | messages/fewest | events | overhead/candle | checkpoint bytes (text / stored) | equity appended (commits / stored bytes)"
     );
     // one event source mapping for every run (as in AWS); each run counts its own invocations
     let mapping = crate::steps::mapping("BacktestStepFunction", None, 720)?;
@@ -161,8 +161,16 @@ pub(crate) async fn run(args: BenchArenaArgs) -> Result<()> {
         .bind(&session)
         .fetch_one(&stack.pool)
         .await?;
+        // what the commits appended beside it: every candle's equity
+        let (commits, appended): (i64, i64) = sqlx::query_as(
+            "SELECT count(*), coalesce(sum(pg_column_size(times) + pg_column_size(equity)), 0)::bigint
+             FROM session_equity WHERE session_id = $1::uuid",
+        )
+        .bind(&session)
+        .fetch_one(&stack.pool)
+        .await?;
         println!(
-            "{run} | {:.2} s | {steps} | {messages} | {bytes} | {fewest} | {:.3} | {events} | {:.1} µs | {text} / {stored}",
+            "{run} | {:.2} s | {steps} | {messages} | {bytes} | {fewest} | {:.3} | {events} | {:.1} µs | {text} / {stored} | {commits} / {appended}",
             wall.as_secs_f64(),
             messages as f64 / fewest as f64,
             overhead * 1e6

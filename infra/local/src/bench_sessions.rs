@@ -64,6 +64,12 @@ pub(crate) async fn run(args: BenchSessionsArgs) -> Result<()> {
         .bind(args.decisions)
         .execute(&stack.pool)
         .await?;
+        // the counter the step worker keeps as it stores decisions
+        sqlx::query("UPDATE test_sessions SET decisions = $2 WHERE id = $1")
+            .bind(session)
+            .bind(args.decisions)
+            .execute(&stack.pool)
+            .await?;
     }
     sqlx::query("ANALYZE").execute(&stack.pool).await?;
     println!(

@@ -219,9 +219,27 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         None => None,
     };
     let env = Env::from_lookup(|name| vars.get(name).cloned());
-    let states = crate::api::States::from_env(&env).await?;
-    let ws =
-        alphalab_ws::Ws::new(&<alphalab_ws::Config as platform::FromEnv>::from_env(&env)?).await?;
+    // the arena, ws, step and watchdog functions reach AWS through endpoints that allow what their
+    // template policies allow, as IAM does
+    let iam = crate::steps::iam_endpoints(
+        &aws_endpoint,
+        vars.get("STEPS_QUEUE_URL").map(String::as_str),
+        dead_letters.as_deref(),
+    )
+    .await?;
+    let as_function = |function: &str| {
+        let endpoint = iam.get(function).map(|p| p.endpoint.clone());
+        let vars = &vars;
+        Env::from_lookup(move |name| match name {
+            "AWS_ENDPOINT_URL" => endpoint.clone(),
+            _ => vars.get(name).cloned(),
+        })
+    };
+    let states = crate::api::States::from_env(&env, &as_function("ArenaFunction")).await?;
+    let ws = alphalab_ws::Ws::new(&<alphalab_ws::Config as platform::FromEnv>::from_env(
+        &as_function("WsFunction"),
+    )?)
+    .await?;
     local_ws.serve(ws);
     let pool = states.api.pool.clone();
     // the backtest-step function, fed by a local event source mapping
@@ -230,12 +248,13 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         step_timeout,
         crate::steps::VISIBILITY_SECS as i32,
     )?;
-    let (_poller, _worker) = crate::steps::start(&env, mapping).await?;
+    let (_poller, _worker) =
+        crate::steps::start(&as_function("BacktestStepFunction"), mapping).await?;
     // the step-watchdog: on a timer, and on the dead-letter queue
     let _watchdog = match &dead_letters {
         Some(dlq) => Some(
             crate::steps::start_watchdog(
-                &env,
+                &as_function("StepWatchdogFunction"),
                 std::time::Duration::from_secs(args.watchdog_interval),
                 dlq,
             )
