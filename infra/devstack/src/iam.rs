@@ -301,6 +301,42 @@ impl IamProxy {
     }
 }
 
+/// The functions whose AWS calls the local stack judges: the step chain's.
+pub const FUNCTIONS: &[&str] = &[
+    "ArenaFunction",
+    "WsFunction",
+    "BacktestStepFunction",
+    "StepWatchdogFunction",
+];
+
+/// The endpoint of each of [`FUNCTIONS`] in front of `upstream` (moto), judged by the policies of
+/// the template at `template`; `steps` and `dead_letters` are the URLs of the steps queue and its
+/// dead-letter queue (their names are mapped to the template's).
+pub async fn endpoints(
+    template: &Path,
+    upstream: &str,
+    steps: Option<&str>,
+    dead_letters: Option<&str>,
+) -> Result<HashMap<&'static str, IamProxy>> {
+    let policies = Arc::new(Policies::from_template(template)?);
+    let name = |url: &str| url.rsplit('/').next().unwrap_or_default().to_owned();
+    let mut queues = HashMap::new();
+    for (url, logical) in [
+        (steps, "StepsQueue"),
+        (dead_letters, "StepsDeadLetterQueue"),
+    ] {
+        if let Some(url) = url {
+            queues.insert(name(url), logical.to_owned());
+        }
+    }
+    let mut out = HashMap::new();
+    for function in FUNCTIONS {
+        let proxy = IamProxy::start(function, policies.clone(), upstream, queues.clone()).await?;
+        out.insert(*function, proxy);
+    }
+    Ok(out)
+}
+
 /// The action and resource of a request, when it is one this proxy judges.
 fn judged(
     headers: &HeaderMap,

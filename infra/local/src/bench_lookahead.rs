@@ -67,21 +67,12 @@ pub(crate) async fn run(args: BenchLookaheadArgs) -> Result<()> {
     let user = store::users::provision(&stack.pool, clerk)
         .await?
         .context("provisioning")?;
-    let keys = adapters::crypto::Keyring::parse(&stack.vars.require("ENCRYPTION_KEYS")?)
-        .map_err(|e| anyhow::anyhow!(e))?;
-    let key_id = uuid::Uuid::new_v4();
-    let plaintext = "sk-or-v1-bench-0123456789abcdef";
-    let sealed = keys.seal(user, key_id, plaintext)?;
-    store::api_keys::insert(
+    let key_id = crate::secrets::store_key(
         &stack.pool,
+        &stack.vars,
         user,
-        &store::api_keys::NewKey {
-            id: key_id,
-            name: "bench",
-            masked_key: &store::api_keys::mask(plaintext),
-            encrypted_key: &sealed.bytes,
-            key_version: sealed.version,
-        },
+        "bench",
+        "sk-or-v1-bench-0123456789abcdef",
     )
     .await?;
     let (_, _, agent) = stack

@@ -58,3 +58,31 @@ pub(crate) fn webhook_secret() -> Result<String> {
         base64::engine::general_purpose::STANDARD.encode(bytes)
     ))
 }
+
+/// Stores the OpenRouter key `plaintext` of `user`, named `name`, sealed with the active version
+/// of `ENCRYPTION_KEYS` in `env` as the api-keys function seals it; its id.
+pub(crate) async fn store_key(
+    pool: &sqlx::PgPool,
+    env: &platform::Env<'_>,
+    user: uuid::Uuid,
+    name: &str,
+    plaintext: &str,
+) -> Result<uuid::Uuid> {
+    let keys = adapters::crypto::Keyring::parse(&env.require("ENCRYPTION_KEYS")?)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let id = uuid::Uuid::new_v4();
+    let sealed = keys.seal(user, id, plaintext)?;
+    store::api_keys::insert(
+        pool,
+        user,
+        &store::api_keys::NewKey {
+            id,
+            name,
+            masked_key: &store::api_keys::mask(plaintext),
+            encrypted_key: &sealed.bytes,
+            key_version: sealed.version,
+        },
+    )
+    .await?;
+    Ok(id)
+}

@@ -221,7 +221,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     let env = Env::from_lookup(|name| vars.get(name).cloned());
     // the arena, ws, step and watchdog functions reach AWS through endpoints that allow what their
     // template policies allow, as IAM does
-    let iam = crate::steps::iam_endpoints(
+    let iam = alphalab_devstack::iam::endpoints(
+        &crate::workspace_root().join("template.yaml"),
         &aws_endpoint,
         vars.get("STEPS_QUEUE_URL").map(String::as_str),
         dead_letters.as_deref(),
@@ -400,21 +401,12 @@ async fn seed_demo_model_agent(
     if agents.iter().any(|a| a.name == DEMO_MODEL_AGENT) {
         return Ok(false);
     }
-    let keys = adapters::crypto::Keyring::parse(&env.require("ENCRYPTION_KEYS")?)
-        .map_err(|e| anyhow::anyhow!(e))?;
-    let plaintext = "sk-or-v1-demo-models-0000000000000000";
-    let key_id = uuid::Uuid::new_v4();
-    let sealed = keys.seal(demo, key_id, plaintext)?;
-    store::api_keys::insert(
+    let key_id = crate::secrets::store_key(
         pool,
+        env,
         demo,
-        &store::api_keys::NewKey {
-            id: key_id,
-            name: "demo models",
-            masked_key: &store::api_keys::mask(plaintext),
-            encrypted_key: &sealed.bytes,
-            key_version: sealed.version,
-        },
+        "demo models",
+        "sk-or-v1-demo-models-0000000000000000",
     )
     .await?;
     let new: store::agents::NewAgent = serde_json::from_value(serde_json::json!({

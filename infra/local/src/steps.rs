@@ -3,12 +3,10 @@
 //! enforces the template's `BatchSize`, `MaximumConcurrency` and function timeout, run the
 //! step-watchdog on a timer, and feed it the dead-letter queue.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use alphalab_devstack::aws::TemplateResources;
-use alphalab_devstack::iam::{IamProxy, Policies};
 use alphalab_devstack::sqs::{Invoke, Mapping, Poller, StepsQueue, create_steps_queue};
 use anyhow::{Context, Result};
 use platform::{Env, FromEnv};
@@ -42,38 +40,6 @@ pub(crate) fn mapping(
         max_concurrency: spec.max_concurrency,
         batch_size: spec.batch_size,
     })
-}
-
-/// The AWS endpoints of the arena, ws, backtest-step and step-watchdog functions in front of
-/// `upstream` (moto): each allows what the function's policies in template.yaml allow. The steps
-/// queue and its dead-letter queue are named by their URLs.
-pub(crate) async fn iam_endpoints(
-    upstream: &str,
-    steps_queue: Option<&str>,
-    dead_letters: Option<&str>,
-) -> Result<HashMap<&'static str, IamProxy>> {
-    let policies = Arc::new(Policies::from_template(
-        &crate::workspace_root().join("template.yaml"),
-    )?);
-    let name = |url: &str| url.rsplit('/').next().unwrap_or_default().to_owned();
-    let mut queues = HashMap::new();
-    if let Some(url) = steps_queue {
-        queues.insert(name(url), "StepsQueue".to_owned());
-    }
-    if let Some(url) = dead_letters {
-        queues.insert(name(url), "StepsDeadLetterQueue".to_owned());
-    }
-    let mut out = HashMap::new();
-    for function in [
-        "ArenaFunction",
-        "WsFunction",
-        "BacktestStepFunction",
-        "StepWatchdogFunction",
-    ] {
-        let proxy = IamProxy::start(function, policies.clone(), upstream, queues.clone()).await?;
-        out.insert(function, proxy);
-    }
-    Ok(out)
 }
 
 /// The backtest-step function as a mapping invokes it: its Lambda handler.

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use adapters::openrouter::{OpenRouterError, ResponseFormat};
+use adapters::openrouter::{OpenRouterError, ResponseFormat, Usage};
 use engine::{Action, Candle};
 use realtime::events::Event;
 use store::decisions::Cached;
@@ -160,6 +160,20 @@ impl Worker {
             let index = (first_index + j as i64) as u64;
             let time = rows[j].time;
             async move {
+                // a billed answer of this session, filed (and counted) at once
+                let billed = |request_hash: String, usage: &Usage, cost: Option<f64>| Cached {
+                    request_hash,
+                    session_id,
+                    content: String::new(),
+                    prompt_tokens: usage.prompt_tokens.map(|t| t as i32),
+                    completion_tokens: usage.completion_tokens.map(|t| t as i32),
+                    cost_usd: cost,
+                    latency_ms: None,
+                    error: None,
+                };
+                let file = async |stored: &Cached, requests: u32| {
+                    store::decisions::put(&self.pool, user_id, &model.model, stored, requests).await
+                };
                 let outcome = match model.call(request, deadline).await {
                     Call::Answered { answer, usage } => {
                         let cost = model.cost(&usage, deadline).await;
@@ -168,52 +182,26 @@ impl Worker {
                         let mut answered = request.clone();
                         answered.format = answer.format;
                         let stored = Cached {
-                            request_hash: hash_hex(answered.body().to_string().as_bytes()),
-                            session_id,
                             content: answer.content,
-                            prompt_tokens: usage.prompt_tokens.map(|t| t as i32),
-                            completion_tokens: usage.completion_tokens.map(|t| t as i32),
-                            cost_usd: cost,
                             latency_ms: Some(answer.latency_ms.min(i32::MAX as u32) as i32),
-                            error: None,
+                            ..billed(
+                                hash_hex(answered.body().to_string().as_bytes()),
+                                &usage,
+                                cost,
+                            )
                         };
-                        store::decisions::put(
-                            &self.pool,
-                            user_id,
-                            &model.model,
-                            &stored,
-                            usage.requests,
-                        )
-                        .await?;
-                        (
-                            Outcome::Answered {
-                                stored,
-                                format: answer.format,
-                            },
-                            cost,
-                        )
+                        file(&stored, usage.requests).await?;
+                        let format = answer.format;
+                        (Outcome::Answered { stored, format }, cost)
                     }
                     Call::Failed { error, usage } if usage.requests > 0 => {
                         // billed without a usable message: a failed decision, kept for replays
                         let cost = model.cost(&usage, deadline).await;
                         let stored = Cached {
-                            request_hash: hash.clone(),
-                            session_id,
-                            content: String::new(),
-                            prompt_tokens: usage.prompt_tokens.map(|t| t as i32),
-                            completion_tokens: usage.completion_tokens.map(|t| t as i32),
-                            cost_usd: cost,
-                            latency_ms: None,
                             error: Some(error),
+                            ..billed(hash.clone(), &usage, cost)
                         };
-                        store::decisions::put(
-                            &self.pool,
-                            user_id,
-                            &model.model,
-                            &stored,
-                            usage.requests,
-                        )
-                        .await?;
+                        file(&stored, usage.requests).await?;
                         (Outcome::Failed(thought_from(&stored, index, time)), cost)
                     }
                     Call::Failed { error, .. } => {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use std::collections::HashMap;
 
 use alphalab_devstack::gateway::{Handler, WsGateway};
-use alphalab_devstack::iam::{IamProxy, Policies};
+use alphalab_devstack::iam::IamProxy;
 use alphalab_devstack::openrouter::MockOpenRouter;
 use alphalab_devstack::sqs::{Mapping, Poller};
 use alphalab_devstack::{TestEnv, TestServer};
@@ -371,6 +371,77 @@ impl Arena {
         client
     }
 
+    /// `clerk`'s token, id and a `model` baseline agent, over the bundled BTCUSDT 1h candles of
+    /// the days `[start, end)` (`YYYY-MM-DD`), cached; the candles.
+    pub(crate) async fn baseline(
+        &self,
+        clerk: &str,
+        model: &str,
+        start: &str,
+        end: &str,
+    ) -> (String, Uuid, Uuid, Vec<engine::Candle>) {
+        let candles = self
+            .load(
+                "BTCUSDT",
+                "1h",
+                &format!("{start}T00:00:00Z"),
+                &format!("{end}T00:00:00Z"),
+            )
+            .await;
+        let (token, user) = self.user(clerk).await;
+        let agent = self.agent(user, model, None).await;
+        (token, user, agent, candles)
+    }
+
+    /// Asserts the finished `session` equals the uninterrupted run of `model` (a pure function
+    /// of a candle's prompt) one call at a time over `candles` ([`reference`]): its metrics, its
+    /// stored equity curve and its trades.
+    pub(crate) async fn assert_reference(
+        &self,
+        session: &Value,
+        candles: &[engine::Candle],
+        model: impl Fn(&str) -> String,
+    ) {
+        let id: Uuid = session["id"].as_str().unwrap().parse().unwrap();
+        let config: engine::EngineConfig =
+            serde_json::from_value(session["config"]["engine"].clone()).unwrap();
+        let (trades, metrics) = reference(config, candles, model);
+        assert_eq!(
+            session["result"]["metrics"],
+            store::steps::metrics_json(&metrics),
+            "same metrics as one call at a time, uninterrupted"
+        );
+        let curve: Value =
+            sqlx::query_scalar("SELECT equity_curve FROM test_results WHERE session_id = $1")
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await
+                .unwrap();
+        assert_eq!(curve, serde_json::to_value(&metrics.equity_curve).unwrap());
+        let stored: Vec<(i32, String, f64, f64, f64, String)> = sqlx::query_as(
+            "SELECT trade_no, side, entry_price, exit_price, pnl, exit_type FROM trades
+             WHERE session_id = $1 ORDER BY trade_no",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .unwrap();
+        let expected: Vec<(i32, String, f64, f64, f64, String)> = trades
+            .iter()
+            .map(|t| {
+                (
+                    t.trade_no as i32,
+                    t.side.as_str().to_owned(),
+                    t.entry_price,
+                    t.exit_price,
+                    t.pnl,
+                    t.exit_type.as_str().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(stored, expected, "same trades");
+    }
+
     /// Bundled candles of `asset`/`timeframe` with open times in `[start, end)` (RFC 3339),
     /// cached and returned.
     pub(crate) async fn load(
@@ -427,31 +498,14 @@ fn mapping(vars: &[(&str, &str)]) -> Mapping {
 
 /// The IAM endpoints of the functions the arena tests run, over moto.
 async fn iam_proxies(env: &TestEnv) -> HashMap<&'static str, IamProxy> {
-    let policies = Arc::new(
-        Policies::from_template(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml"),
-        )
-        .expect("the template's policies"),
-    );
-    let name = |url: &str| url.rsplit('/').next().unwrap_or_default().to_owned();
-    let queues = HashMap::from([
-        (name(&env.steps.url), "StepsQueue".to_owned()),
-        (name(&env.steps.dlq_url), "StepsDeadLetterQueue".to_owned()),
-    ]);
-    let moto = alphalab_devstack::moto::test_endpoint().unwrap();
-    let mut out = HashMap::new();
-    for function in [
-        "ArenaFunction",
-        "WsFunction",
-        "BacktestStepFunction",
-        "StepWatchdogFunction",
-    ] {
-        let proxy = IamProxy::start(function, policies.clone(), moto, queues.clone())
-            .await
-            .expect("an IAM endpoint");
-        out.insert(function, proxy);
-    }
-    out
+    alphalab_devstack::iam::endpoints(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml"),
+        alphalab_devstack::moto::test_endpoint().unwrap(),
+        Some(&env.steps.url),
+        Some(&env.steps.dlq_url),
+    )
+    .await
+    .expect("the IAM endpoints")
 }
 
 impl Drop for Arena {
@@ -480,6 +534,15 @@ fn subject(token: &str) -> String {
         .as_str()
         .unwrap_or_default()
         .to_owned()
+}
+
+/// A queue URL on moto where no queue is: a send to it fails (and is denied by the template's
+/// policies, as in AWS).
+pub(crate) fn missing_queue() -> String {
+    format!(
+        "{}/123456789012/no-such-queue.fifo",
+        alphalab_devstack::moto::test_endpoint().unwrap()
+    )
 }
 
 pub(crate) fn ms(rfc3339: &str) -> i64 {

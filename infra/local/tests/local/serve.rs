@@ -24,6 +24,34 @@ fn serve(ports: [u16; 5], data_dir: &std::path::Path) -> Command {
     command
 }
 
+/// The lines `child` prints, as they come.
+fn lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    let stdout = child.stdout.take().expect("a piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+/// The lines until the token `serve` prints (within 90 s), and the token.
+fn until_token(rx: &std::sync::mpsc::Receiver<String>) -> (Vec<String>, String) {
+    let start = Instant::now();
+    let mut output = Vec::new();
+    while start.elapsed() < Duration::from_secs(90) {
+        if let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) {
+            let token = line.trim().strip_prefix("export TOKEN=").map(str::to_owned);
+            output.push(line);
+            if let Some(token) = token {
+                return (output, token);
+            }
+        }
+    }
+    panic!("no token printed; output: {output:#?}");
+}
+
 #[tokio::test]
 async fn serve_prints_a_working_token_and_stops_cleanly_on_ctrl_c() {
     let data_dir = std::env::temp_dir().join(format!("alphalab-serve-test-{}", std::process::id()));
@@ -41,26 +69,8 @@ async fn serve_prints_a_working_token_and_stops_cleanly_on_ctrl_c() {
         .stderr(Stdio::null())
         .spawn()
         .expect("starting alphalab serve");
-
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let start = Instant::now();
-    let mut token = None;
-    let mut output = Vec::new();
-    while token.is_none() && start.elapsed() < Duration::from_secs(90) {
-        if let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) {
-            if let Some(t) = line.trim().strip_prefix("export TOKEN=") {
-                token = Some(t.to_owned());
-            }
-            output.push(line);
-        }
-    }
-    let token = token.unwrap_or_else(|| panic!("no token printed; output: {output:#?}"));
+    let rx = lines(&mut child);
+    let (output, token) = until_token(&rx);
     assert!(
         output
             .iter()
@@ -311,13 +321,7 @@ async fn serve_verifies_an_external_clerk_instances_tokens_when_told_to() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = lines(&mut child);
     let mut output = Vec::new();
     let start = Instant::now();
     while !output
@@ -391,25 +395,7 @@ async fn serve_with_demo_models_runs_a_model_agent_with_no_key_and_no_network() 
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let start = Instant::now();
-    let mut token = None;
-    let mut output = Vec::new();
-    while token.is_none() && start.elapsed() < Duration::from_secs(90) {
-        if let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) {
-            if let Some(t) = line.trim().strip_prefix("export TOKEN=") {
-                token = Some(t.to_owned());
-            }
-            output.push(line);
-        }
-    }
-    let token = token.unwrap_or_else(|| panic!("no token printed; output: {output:#?}"));
+    let (output, token) = until_token(&lines(&mut child));
     assert!(
         output.iter().any(|l| l.contains("demo/rsi-reversion")),
         "{output:#?}"

@@ -34,61 +34,6 @@ async fn until_cursor(arena: &Arena, token: &str, id: Uuid, n: i64) {
     }
 }
 
-/// The session's engine configuration, as stored.
-async fn engine_config(arena: &Arena, id: Uuid) -> engine::EngineConfig {
-    let config: Value = sqlx::query_scalar("SELECT config FROM test_sessions WHERE id = $1")
-        .bind(id)
-        .fetch_one(&arena.pool)
-        .await
-        .unwrap();
-    serde_json::from_value(config["engine"].clone()).unwrap()
-}
-
-/// The session's trades as stored: (trade_no, side, entry, exit, pnl).
-async fn trades(arena: &Arena, id: Uuid) -> Vec<(i32, String, f64, f64, f64)> {
-    sqlx::query_as(
-        "SELECT trade_no, side, entry_price, exit_price, pnl FROM trades
-         WHERE session_id = $1 ORDER BY trade_no",
-    )
-    .bind(id)
-    .fetch_all(&arena.pool)
-    .await
-    .unwrap()
-}
-
-/// Asserts a model session equals the uninterrupted one-call-at-a-time reference of
-/// `decision_for` over `candles`: metrics, equity curve and trades.
-async fn assert_model_reference(arena: &Arena, session: &Value, candles: &[engine::Candle]) {
-    let id: Uuid = session["id"].as_str().unwrap().parse().unwrap();
-    let (expected, metrics) =
-        super::reference(engine_config(arena, id).await, candles, decision_for);
-    assert_eq!(
-        session["result"]["metrics"],
-        store::steps::metrics_json(&metrics),
-        "same metrics as an uninterrupted run"
-    );
-    let curve: Value =
-        sqlx::query_scalar("SELECT equity_curve FROM test_results WHERE session_id = $1")
-            .bind(id)
-            .fetch_one(&arena.pool)
-            .await
-            .unwrap();
-    assert_eq!(curve, serde_json::to_value(&metrics.equity_curve).unwrap());
-    let expected: Vec<(i32, String, f64, f64, f64)> = expected
-        .iter()
-        .map(|t| {
-            (
-                t.trade_no as i32,
-                t.side.as_str().to_owned(),
-                t.entry_price,
-                t.exit_price,
-                t.pnl,
-            )
-        })
-        .collect();
-    assert_eq!(trades(arena, id).await, expected);
-}
-
 /// A model agent of a new user `clerk` over the bundled hours of 2021-07-01 (24 candles).
 async fn model_user(arena: &Arena, clerk: &str) -> (String, Uuid, Uuid) {
     let (token, user) = arena.user(clerk).await;
@@ -133,7 +78,9 @@ async fn a_slow_model_that_fails_every_first_attempt_completes_within_a_6_s_time
     let session = arena
         .wait_for(&token, id, &["completed"], Duration::from_secs(180))
         .await;
-    assert_model_reference(&arena, &session, &candles).await;
+    arena
+        .assert_reference(&session, &candles, decision_for)
+        .await;
     let stats = &arena.poller().stats;
     assert_eq!(
         stats.timed_out.load(Ordering::SeqCst),
@@ -201,16 +148,14 @@ async fn ten_model_sessions_started_together_complete_without_a_visibility_timeo
 #[tokio::test]
 async fn three_paced_sessions_started_together_all_advance_at_once() {
     let mut arena = Arena::start(&[]).await;
-    arena
-        .load(
-            "BTCUSDT",
-            "1h",
-            "2021-03-01T00:00:00Z",
-            "2021-03-05T00:00:00Z",
+    let (token, _, agent, _) = arena
+        .baseline(
+            "user_chain_paced",
+            "baseline/sma-cross",
+            "2021-03-01",
+            "2021-03-05",
         )
         .await;
-    let (token, user) = arena.user("user_chain_paced").await;
-    let agent = arena.agent(user, "baseline/sma-cross", None).await;
     let mut ids = Vec::new();
     for _ in 0..3 {
         ids.push(
@@ -232,16 +177,14 @@ async fn three_paced_sessions_started_together_all_advance_at_once() {
 async fn a_client_subscribing_after_the_start_gets_where_the_session_stands_and_every_later_event_in_order()
  {
     let mut arena = Arena::start(&[]).await;
-    let candles = arena
-        .load(
-            "BTCUSDT",
-            "1h",
-            "2021-03-01T00:00:00Z",
-            "2021-03-03T00:00:00Z",
+    let (token, _, agent, candles) = arena
+        .baseline(
+            "user_chain_late",
+            "baseline/sma-cross",
+            "2021-03-01",
+            "2021-03-03",
         )
         .await;
-    let (token, user) = arena.user("user_chain_late").await;
-    let agent = arena.agent(user, "baseline/sma-cross", None).await;
     let id = arena
         .start_backtest(&token, body(agent, "2021-03-01", "2021-03-03", "fast"))
         .await;
@@ -297,16 +240,14 @@ async fn a_client_subscribing_after_the_start_gets_where_the_session_stands_and_
 async fn controls_sent_while_a_step_publishes_reach_a_subscriber_in_seq_order() {
     // many small commits at instant: the step publishes all the time
     let mut arena = Arena::start(&[("STEP_CHUNK_CANDLES", "25")]).await;
-    arena
-        .load(
-            "BTCUSDT",
-            "1h",
-            "2021-01-01T00:00:00Z",
-            "2021-04-01T00:00:00Z",
+    let (token, _, agent, _) = arena
+        .baseline(
+            "user_chain_order",
+            "baseline/sma-cross",
+            "2021-01-01",
+            "2021-04-01",
         )
         .await;
-    let (token, user) = arena.user("user_chain_order").await;
-    let agent = arena.agent(user, "baseline/sma-cross", None).await;
     let id = arena
         .start_backtest(&token, body(agent, "2021-01-01", "2021-04-01", "instant"))
         .await;
@@ -387,16 +328,14 @@ async fn the_sixth_active_session_of_a_user_answers_409() {
 async fn a_subscriber_whose_socket_died_is_pruned_by_the_step_function_and_the_paced_session_goes_instant()
  {
     let mut arena = Arena::start(&[("STEP_IDLE_AFTER_SECS", "3")]).await;
-    arena
-        .load(
-            "BTCUSDT",
-            "1h",
-            "2021-04-01T00:00:00Z",
-            "2021-04-05T00:00:00Z",
+    let (token, _, agent, _) = arena
+        .baseline(
+            "user_chain_gone",
+            "baseline/sma-cross",
+            "2021-04-01",
+            "2021-04-05",
         )
         .await;
-    let (token, user) = arena.user("user_chain_gone").await;
-    let agent = arena.agent(user, "baseline/sma-cross", None).await;
     let id = arena
         .start_backtest(&token, body(agent, "2021-04-01", "2021-04-05", "slow"))
         .await;
@@ -444,16 +383,14 @@ async fn a_subscriber_whose_socket_died_is_pruned_by_the_step_function_and_the_p
 #[tokio::test]
 async fn a_step_message_lost_mid_run_is_sent_again_by_the_watchdog_and_the_result_is_identical() {
     let mut arena = Arena::start(&[("STEP_STALL_SECS", "3")]).await;
-    let candles = arena
-        .load(
-            "BTCUSDT",
-            "1h",
-            "2021-05-01T00:00:00Z",
-            "2021-05-03T00:00:00Z",
+    let (token, _, agent, candles) = arena
+        .baseline(
+            "user_chain_lost",
+            "baseline/sma-cross",
+            "2021-05-01",
+            "2021-05-03",
         )
         .await;
-    let (token, user) = arena.user("user_chain_lost").await;
-    let agent = arena.agent(user, "baseline/sma-cross", None).await;
     let id = arena
         .start_backtest(&token, body(agent, "2021-05-01", "2021-05-03", "fast"))
         .await;
@@ -502,10 +439,7 @@ async fn a_resume_whose_send_failed_is_picked_up_by_the_watchdog_and_the_users_r
         )
         .await;
     // the arena function of a moment when the queue did not answer
-    let missing = format!(
-        "{}/123456789012/no-such-queue.fifo",
-        alphalab_devstack::moto::test_endpoint().unwrap()
-    );
+    let missing = super::missing_queue();
     let vars = arena.env.owned_lookup();
     let broken = platform::Env::from_lookup(move |name| match name {
         "STEPS_QUEUE_URL" => Some(missing.clone()),
@@ -603,10 +537,7 @@ async fn a_stale_duplicate_failing_on_its_last_delivery_leaves_a_running_session
     .await
     .unwrap();
     // a step function whose queue does not answer: the old message's resend fails
-    let missing = format!(
-        "{}/123456789012/no-such-queue.fifo",
-        alphalab_devstack::moto::test_endpoint().unwrap()
-    );
+    let missing = super::missing_queue();
     let vars = arena.env.owned_lookup();
     let env = platform::Env::from_lookup(move |name| match name {
         "STEPS_QUEUE_URL" => Some(missing.clone()),
@@ -660,16 +591,14 @@ async fn a_stale_duplicate_failing_on_its_last_delivery_leaves_a_running_session
 #[tokio::test]
 async fn a_forced_failures_reason_event_notification_and_activity_hold_no_internal_text() {
     let mut arena = Arena::start(&[("STEP_MAX_RECEIVE_COUNT", "1")]).await;
-    arena
-        .load(
-            "BTCUSDT",
-            "1h",
-            "2021-03-01T00:00:00Z",
-            "2021-03-05T00:00:00Z",
+    let (token, user, agent, _) = arena
+        .baseline(
+            "user_chain_internal",
+            "baseline/sma-cross",
+            "2021-03-01",
+            "2021-03-05",
         )
         .await;
-    let (token, user) = arena.user("user_chain_internal").await;
-    let agent = arena.agent(user, "baseline/sma-cross", None).await;
     let id = arena
         .start_backtest(&token, body(agent, "2021-03-01", "2021-03-05", "instant"))
         .await;
@@ -732,17 +661,7 @@ async fn a_hole_of_a_day_in_the_cached_range_is_fetched_and_the_exchanges_gaps_a
     // a week of the exchange's hours cached, but for its third day
     let week: Vec<engine::Candle> = (0..168)
         .filter(|h| !GAP.contains(h))
-        .map(|h| {
-            let (time, open, high, low, close, volume) = candle(h);
-            engine::Candle {
-                time,
-                open,
-                high,
-                low,
-                close,
-                volume,
-            }
-        })
+        .map(|h| step_worker::candles::candle(candle(h)))
         .collect();
     let rows: Vec<store::market_data::CandleRow> = week
         .iter()
@@ -825,16 +744,14 @@ async fn postgres_stopped_for_60_s_mid_run_is_survived_with_an_identical_result(
     .await
     .unwrap();
     let mut arena = Arena::start_on(env, &[]).await;
-    let candles = arena
-        .load(
-            "BTCUSDT",
-            "1h",
-            "2021-06-01T00:00:00Z",
-            "2021-06-03T00:00:00Z",
+    let (token, _, agent, candles) = arena
+        .baseline(
+            "user_chain_outage",
+            "baseline/sma-cross",
+            "2021-06-01",
+            "2021-06-03",
         )
         .await;
-    let (token, user) = arena.user("user_chain_outage").await;
-    let agent = arena.agent(user, "baseline/sma-cross", None).await;
     let id = arena
         .start_backtest(&token, body(agent, "2021-06-01", "2021-06-03", "fast"))
         .await;

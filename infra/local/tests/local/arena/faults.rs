@@ -4,31 +4,10 @@
 
 use std::time::Duration;
 
-use engine::EngineConfig;
-use serde_json::{Value, json};
+use serde_json::json;
 use step_worker::KillPoint;
 
 use super::{Arena, cli_metrics, watch_until_end};
-
-/// The session's trades as stored: (trade_no, side, entry, exit, pnl, exit_type).
-async fn stored_trades(arena: &Arena, id: uuid::Uuid) -> Vec<(i32, String, f64, f64, f64, String)> {
-    sqlx::query_as(
-        "SELECT trade_no, side, entry_price, exit_price, pnl, exit_type FROM trades
-         WHERE session_id = $1 ORDER BY trade_no",
-    )
-    .bind(id)
-    .fetch_all(&arena.pool)
-    .await
-    .unwrap()
-}
-
-async fn stored_curve(arena: &Arena, id: uuid::Uuid) -> Value {
-    sqlx::query_scalar("SELECT equity_curve FROM test_results WHERE session_id = $1")
-        .bind(id)
-        .fetch_one(&arena.pool)
-        .await
-        .unwrap()
-}
 
 /// Runs a model session of 48 hourly candles in steps of 10 candles, with `prepare` applied to
 /// the arena before the steps run, and checks it against the uninterrupted reference.
@@ -71,43 +50,13 @@ async fn llm_session_matches_the_reference(
         .await;
     assert_eq!(session["progress"]["cursor"], 48);
 
-    let config: EngineConfig = serde_json::from_value(
-        sqlx::query_scalar::<_, Value>("SELECT config FROM test_sessions WHERE id = $1")
-            .bind(id)
-            .fetch_one(&arena.pool)
-            .await
-            .unwrap()["engine"]
-            .clone(),
-    )
-    .unwrap();
-    let (trades, metrics) = super::reference(
-        config,
-        &candles,
-        alphalab_devstack::openrouter::decision_for,
-    );
-    assert_eq!(
-        session["result"]["metrics"],
-        store::steps::metrics_json(&metrics),
-        "same metrics as an uninterrupted run"
-    );
-    assert_eq!(
-        stored_curve(&arena, id).await,
-        serde_json::to_value(&metrics.equity_curve).unwrap()
-    );
-    let expected: Vec<(i32, String, f64, f64, f64, String)> = trades
-        .iter()
-        .map(|t| {
-            (
-                t.trade_no as i32,
-                t.side.as_str().to_owned(),
-                t.entry_price,
-                t.exit_price,
-                t.pnl,
-                t.exit_type.as_str().to_owned(),
-            )
-        })
-        .collect();
-    assert_eq!(stored_trades(&arena, id).await, expected, "same trades");
+    arena
+        .assert_reference(
+            &session,
+            &candles,
+            alphalab_devstack::openrouter::decision_for,
+        )
+        .await;
     // no candle skipped or decided twice, and each was paid for once
     let indexes: Vec<i64> = sqlx::query_scalar(
         "SELECT candle_index FROM ai_thoughts WHERE session_id = $1 ORDER BY candle_index",

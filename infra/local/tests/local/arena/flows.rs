@@ -12,41 +12,19 @@ fn start_body(agent: uuid::Uuid, start: &str, end: &str, speed: &str) -> Value {
            "start_date": start, "end_date": end, "speed": speed})
 }
 
-/// `clerk`'s token, id and a `model` baseline agent, over the bundled BTCUSDT 1h candles of the
-/// days `[start, end)`, cached; the candles.
-async fn baseline(
-    arena: &Arena,
-    clerk: &str,
-    model: &str,
-    start: &str,
-    end: &str,
-) -> (String, uuid::Uuid, uuid::Uuid, Vec<engine::Candle>) {
-    let candles = arena
-        .load(
-            "BTCUSDT",
-            "1h",
-            &format!("{start}T00:00:00Z"),
-            &format!("{end}T00:00:00Z"),
-        )
-        .await;
-    let (token, user) = arena.user(clerk).await;
-    let agent = arena.agent(user, model, None).await;
-    (token, user, agent, candles)
-}
-
 #[tokio::test]
 async fn a_year_of_sma_cross_runs_over_many_steps_and_equals_the_cli_bit_for_bit() {
     // small chunks and a tiny budget: one chunk per step, so the year takes ~18 steps, each
     // restoring the engine from the previous one's checkpoint
     let mut arena = Arena::start(&[("STEP_CHUNK_CANDLES", "500"), ("STEP_BUDGET_MS", "1")]).await;
-    let (token, user, agent, candles) = baseline(
-        &arena,
-        "user_arena_year",
-        "baseline/sma-cross",
-        "2021-01-01",
-        "2022-01-01",
-    )
-    .await;
+    let (token, user, agent, candles) = arena
+        .baseline(
+            "user_arena_year",
+            "baseline/sma-cross",
+            "2021-01-01",
+            "2022-01-01",
+        )
+        .await;
     let id = arena
         .start_backtest(
             &token,
@@ -140,14 +118,14 @@ async fn a_year_of_sma_cross_runs_over_many_steps_and_equals_the_cli_bit_for_bit
 #[tokio::test]
 async fn pause_resume_speed_and_stop_take_effect_mid_run() {
     let mut arena = Arena::start(&[]).await;
-    let (token, _, agent, _) = baseline(
-        &arena,
-        "user_arena_controls",
-        "baseline/sma-cross",
-        "2021-03-01",
-        "2021-03-05",
-    )
-    .await;
+    let (token, _, agent, _) = arena
+        .baseline(
+            "user_arena_controls",
+            "baseline/sma-cross",
+            "2021-03-01",
+            "2021-03-05",
+        )
+        .await;
     let id = arena
         .start_backtest(
             &token,
@@ -552,14 +530,14 @@ async fn a_step_that_keeps_failing_backs_off_and_fails_the_session_on_its_last_d
 #[tokio::test]
 async fn a_paced_session_nobody_watches_runs_at_instant() {
     let mut arena = Arena::start(&[]).await;
-    let (token, _, agent, _) = baseline(
-        &arena,
-        "user_arena_idle",
-        "baseline/sma-cross",
-        "2021-04-01",
-        "2021-04-05",
-    )
-    .await;
+    let (token, _, agent, _) = arena
+        .baseline(
+            "user_arena_idle",
+            "baseline/sma-cross",
+            "2021-04-01",
+            "2021-04-05",
+        )
+        .await;
     let id = arena
         .start_backtest(
             &token,
@@ -590,14 +568,14 @@ async fn a_paced_session_nobody_watches_runs_at_instant() {
 #[tokio::test]
 async fn stopping_a_paused_session_finishes_it_without_a_resume() {
     let mut arena = Arena::start(&[]).await;
-    let (token, _, agent, _) = baseline(
-        &arena,
-        "user_arena_stop_paused",
-        "baseline/sma-cross",
-        "2021-03-01",
-        "2021-03-05",
-    )
-    .await;
+    let (token, _, agent, _) = arena
+        .baseline(
+            "user_arena_stop_paused",
+            "baseline/sma-cross",
+            "2021-03-01",
+            "2021-03-05",
+        )
+        .await;
     let id = arena
         .start_backtest(
             &token,
@@ -635,10 +613,7 @@ async fn stopping_a_paused_session_finishes_it_without_a_resume() {
 
 #[tokio::test]
 async fn a_start_whose_first_step_cannot_be_queued_answers_503_and_leaves_nothing() {
-    let missing = format!(
-        "{}/123456789012/no-such-queue.fifo",
-        alphalab_devstack::moto::test_endpoint().unwrap()
-    );
+    let missing = super::missing_queue();
     let mut arena = Arena::start(&[("STEPS_QUEUE_URL", missing.as_str())]).await;
     let (token, user) = arena.user("user_arena_no_queue").await;
     let agent = arena.agent(user, "baseline/sma-cross", None).await;

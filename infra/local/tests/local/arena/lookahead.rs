@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alphalab_devstack::openrouter::{Reply, decision_for};
-use engine::EngineConfig;
 use serde_json::{Value, json};
 use step_worker::KillPoint;
 
@@ -83,48 +82,12 @@ impl Llm {
             .await
     }
 
-    async fn config(&self, session: &Value) -> EngineConfig {
-        serde_json::from_value(session["config"]["engine"].clone()).unwrap()
-    }
-
     /// Asserts the session equals the one-call-at-a-time reference: trades, metrics, equity.
     async fn assert_reference(&self, session: &Value) {
         assert_eq!(session["status"], "completed", "{session}");
-        let id: uuid::Uuid = session["id"].as_str().unwrap().parse().unwrap();
-        let (trades, metrics) = super::reference(self.config(session).await, &self.candles, reply);
-        assert_eq!(
-            session["result"]["metrics"],
-            store::steps::metrics_json(&metrics),
-            "same metrics as one call at a time"
-        );
-        let curve: Value =
-            sqlx::query_scalar("SELECT equity_curve FROM test_results WHERE session_id = $1")
-                .bind(id)
-                .fetch_one(&self.arena.pool)
-                .await
-                .unwrap();
-        assert_eq!(curve, serde_json::to_value(&metrics.equity_curve).unwrap());
-        let stored: Vec<(i32, String, f64, f64, f64)> = sqlx::query_as(
-            "SELECT trade_no, side, entry_price, exit_price, pnl FROM trades
-             WHERE session_id = $1 ORDER BY trade_no",
-        )
-        .bind(id)
-        .fetch_all(&self.arena.pool)
-        .await
-        .unwrap();
-        let expected: Vec<(i32, String, f64, f64, f64)> = trades
-            .iter()
-            .map(|t| {
-                (
-                    t.trade_no as i32,
-                    t.side.as_str().to_owned(),
-                    t.entry_price,
-                    t.exit_price,
-                    t.pnl,
-                )
-            })
-            .collect();
-        assert_eq!(stored, expected, "same trades");
+        self.arena
+            .assert_reference(session, &self.candles, reply)
+            .await;
     }
 
     /// Requests the model server answered, by body hash.
