@@ -229,7 +229,7 @@ async fn message_groups_run_at_once_one_record_per_invocation_each_group_in_orde
         let log = log.clone();
         Box::pin(async move {
             assert_eq!(event.records.len(), 1, "one record per invocation");
-            tokio::time::sleep(Duration::from_millis(400)).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
             log.lock()
                 .unwrap()
                 .push(event.records[0].body.clone().unwrap_or_default());
@@ -237,14 +237,19 @@ async fn message_groups_run_at_once_one_record_per_invocation_each_group_in_orde
         })
     });
     let started = Instant::now();
-    let poller = Poller::start(sqs.clone(), queue.url.clone(), mapping(1), invoke).unwrap();
+    let long = Mapping {
+        visibility_secs: 10,
+        timeout: Duration::from_secs(10),
+        ..mapping(1)
+    };
+    let poller = Poller::start(sqs.clone(), queue.url.clone(), long, invoke).unwrap();
     until("every record handled", async || {
         depth(&sqs, &queue.url).await.unwrap() == 0
     })
     .await;
-    // three groups of two half-second invocations: about a second, not three
+    // three groups of two one-second invocations: about two seconds, not six
     assert!(
-        started.elapsed() < Duration::from_millis(2_500),
+        started.elapsed() < Duration::from_secs(5),
         "{:?}",
         started.elapsed()
     );

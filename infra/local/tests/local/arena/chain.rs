@@ -141,8 +141,8 @@ async fn ten_model_sessions_started_together_complete_without_a_visibility_timeo
         stats.most_at_once.load(Ordering::SeqCst) >= 5,
         "sessions advance together"
     );
-    // one after the other, ten sessions of six 200 ms windows would take 12 s at least
-    assert!(took < Duration::from_secs(10), "{took:?}");
+    // one after the other, ten sessions of six or more 200 ms windows would take 12 s at least
+    assert!(took < Duration::from_secs(12), "{took:?}");
 }
 
 #[tokio::test]
