@@ -62,6 +62,7 @@ pub(crate) fn document() -> OpenApi {
     let mut doc = alphalab_users::openapi();
     doc.merge(alphalab_api_keys::openapi());
     doc.merge(alphalab_agents::openapi());
+    doc.merge(alphalab_notifications::openapi());
     doc.merge(alphalab_webhooks::openapi());
     doc.merge(alphalab_arena::openapi());
     doc.info.title = "AlphaLab API".into();
@@ -89,6 +90,7 @@ pub(crate) fn document() -> OpenApi {
 pub(crate) fn routes(states: States) -> Router {
     let doc = document();
     alphalab_users::routes(states.api.clone())
+        .merge(alphalab_notifications::routes(states.api.clone()))
         .merge(alphalab_agents::routes(states.api))
         .merge(alphalab_api_keys::routes(states.api_keys))
         .merge(alphalab_webhooks::routes(states.webhooks))

@@ -293,15 +293,10 @@ pub async fn list(
     .bind(limit + 1)
     .fetch_all(pool)
     .await?;
-    let next = if agents.len() as i64 > limit {
-        agents.truncate(limit as usize);
-        agents.last().map(|a| Cursor {
-            created_at: a.created_at,
-            id: a.id,
-        })
-    } else {
-        None
-    };
+    let next = crate::page::cut(&mut agents, limit, |a| crate::Cursor {
+        created_at: a.created_at,
+        id: a.id,
+    });
     Ok((agents, next))
 }
 

@@ -23,6 +23,7 @@ pub use page::Cursor;
 pub mod api_keys;
 pub mod decisions;
 pub mod market_data;
+pub mod notifications;
 pub mod sessions;
 pub mod steps;
 pub mod users;

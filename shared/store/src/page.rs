@@ -32,6 +32,18 @@ impl Cursor {
     }
 }
 
+/// Cuts `rows` (fetched with `LIMIT limit + 1`, newest first) to `limit`: the cursor of the next
+/// page when there is one, made from the page's last row by `key`.
+pub fn cut<T>(rows: &mut Vec<T>, limit: i64, key: impl Fn(&T) -> Cursor) -> Option<Cursor> {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(key)
+    } else {
+        None
+    }
+}
+
 /// The largest page a list serves, and the default.
 pub const MAX_PAGE: i64 = 100;
 pub const DEFAULT_PAGE: i64 = 20;
@@ -49,5 +61,22 @@ mod tests {
         assert_eq!(Cursor::decode(&c.encode()), Some(c));
         assert_eq!(Cursor::decode("not a cursor"), None);
         assert_eq!(Cursor::decode(&B64.encode("12_nope")), None);
+    }
+
+    #[test]
+    fn a_page_is_cut_to_its_limit_with_the_last_rows_cursor_only_when_more_follow() {
+        let at = DateTime::from_timestamp_micros(1_764_590_000_000_000).unwrap();
+        let rows: Vec<Cursor> = (0..3)
+            .map(|_| Cursor {
+                created_at: at,
+                id: Uuid::new_v4(),
+            })
+            .collect();
+        let mut page = rows.clone();
+        assert_eq!(cut(&mut page, 2, Cursor::clone), Some(rows[1].clone()));
+        assert_eq!(page, rows[..2]);
+        let mut last = rows.clone();
+        assert_eq!(cut(&mut last, 3, Cursor::clone), None);
+        assert_eq!(last, rows);
     }
 }

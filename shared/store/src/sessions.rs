@@ -606,15 +606,10 @@ pub async fn list(
     .fetch_all(pool)
     .await?;
     let mut sessions: Vec<Session> = rows.into_iter().map(Session::from).collect();
-    let next = if sessions.len() as i64 > limit {
-        sessions.truncate(limit as usize);
-        sessions.last().map(|s| crate::Cursor {
-            created_at: s.created_at,
-            id: s.id,
-        })
-    } else {
-        None
-    };
+    let next = crate::page::cut(&mut sessions, limit, |s| crate::Cursor {
+        created_at: s.created_at,
+        id: s.id,
+    });
     Ok((sessions, next))
 }
 

@@ -327,10 +327,10 @@ pub async fn commit(pool: &PgPool, c: &Commit<'_>) -> Result<Option<Committed>, 
         Some(Finish::Result {
             status,
             result_id,
+            reason,
             metrics,
             mode,
             duration_seconds,
-            ..
         }) => {
             insert_result(&mut tx, c, *result_id, metrics, mode, *duration_seconds).await?;
             let (action, title) = if *status == "completed" {
@@ -342,7 +342,20 @@ pub async fn commit(pool: &PgPool, c: &Commit<'_>) -> Result<Option<Committed>, 
                 "{title}: {:+.2} % over {} candles, {} trades.",
                 metrics.total_return_pct, metrics.candles, metrics.total_trades
             );
-            notify(&mut tx, c, false, title, &message).await?;
+            let ids = serde_json::json!({ "session_id": c.session_id, "result_id": result_id });
+            match (*status, reason) {
+                ("completed", _) => {
+                    notify(&mut tx, c.user_id, action, title, &message, ids).await?
+                }
+                // a stop the user asked for is announced to nobody: they pressed it
+                (_, None) => {}
+                (_, Some(reason)) => {
+                    let mut data = ids;
+                    data["reason"] = (*reason).into();
+                    let message = format!("{message} Reason: {reason}.");
+                    notify(&mut tx, c.user_id, action, title, &message, data).await?
+                }
+            }
             activity::record(
                 &mut tx,
                 c.user_id,
@@ -356,7 +369,16 @@ pub async fn commit(pool: &PgPool, c: &Commit<'_>) -> Result<Option<Committed>, 
         }
         Some(Finish::Failed { reason }) => {
             let message = format!("Backtest failed: {reason}");
-            notify(&mut tx, c, true, "Backtest failed", &message).await?;
+            let data = serde_json::json!({ "session_id": c.session_id, "reason": reason });
+            notify(
+                &mut tx,
+                c.user_id,
+                "test_failed",
+                "Backtest failed",
+                &message,
+                data,
+            )
+            .await?;
             activity::record(
                 &mut tx,
                 c.user_id,
@@ -465,26 +487,29 @@ async fn insert_result(
     .map(drop)
 }
 
-/// A `test_completed` (or, when `failed`, `test_failed`) notification, unless the user turned
-/// `notify_test_completed` (`notify_test_failed`) off.
+/// A notification of `kind` (`test_completed`, `test_stopped` or `test_failed`), unless the
+/// user turned its setting off (`notify_test_failed` for a failure, `notify_test_completed`
+/// otherwise).
 async fn notify(
     tx: &mut sqlx::PgConnection,
-    c: &Commit<'_>,
-    failed: bool,
+    user_id: Uuid,
+    kind: &str,
     title: &str,
     message: &str,
+    data: Value,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO notifications (user_id, type, title, message, data)
-         SELECT $1, CASE WHEN $2 THEN 'test_failed' ELSE 'test_completed' END, $3, $4, $5
+         SELECT $1, $2, $3, $4, $5
          FROM user_settings
-         WHERE user_id = $1 AND CASE WHEN $2 THEN notify_test_failed ELSE notify_test_completed END",
+         WHERE user_id = $1
+           AND CASE WHEN $2 = 'test_failed' THEN notify_test_failed ELSE notify_test_completed END",
     )
-    .bind(c.user_id)
-    .bind(failed)
+    .bind(user_id)
+    .bind(kind)
     .bind(title)
     .bind(message)
-    .bind(serde_json::json!({ "session_id": c.session_id }))
+    .bind(data)
     .execute(tx)
     .await
     .map(drop)

@@ -50,6 +50,11 @@ pub(crate) async fn all(
             alphalab_users::router(api.clone()),
         ),
         (
+            "notifications",
+            alphalab_notifications::openapi(),
+            alphalab_notifications::router(api.clone()),
+        ),
+        (
             "agents",
             alphalab_agents::openapi(),
             alphalab_agents::router(api),

@@ -15,6 +15,7 @@ async fn snapshot(servers: &HashMap<&str, alphalab_devstack::TestServer>, token:
         ("api-keys", "/api/api-keys"),
         ("agents", "/api/agents?include_archived=true"),
         ("arena", "/api/arena/sessions"),
+        ("notifications", "/api/notifications"),
     ] {
         let (status, body) = servers[function]
             .call(Method::GET, path, Some(token), None)
@@ -90,9 +91,20 @@ async fn every_route_with_an_id_answers_404_for_another_users_id_and_changes_not
     .fetch_one(&pool)
     .await
     .unwrap();
+    // a notification of hers (as the step worker writes one when a session completes)
+    let notification: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO notifications (user_id, type, title, message, data)
+         SELECT user_id, 'test_completed', 'Backtest completed', 'Done', '{}'
+         FROM test_sessions WHERE id = $1 RETURNING id",
+    )
+    .bind(session)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     // the id of Alice's resource each kind of route names
     let ids: HashMap<&str, String> = HashMap::from([
         ("/api/arena/", session.to_string()),
+        ("/api/notifications/", notification.to_string()),
         (
             "/api/api-keys/",
             key["api_key"]["id"].as_str().unwrap().to_owned(),

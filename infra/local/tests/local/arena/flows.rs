@@ -81,6 +81,20 @@ async fn a_year_of_sma_cross_runs_over_many_steps_and_equals_the_cli_bit_for_bit
     assert_eq!(trades, cli["total_trades"].as_i64().unwrap());
     let closed = watched.named("position_closed").len() as i64;
     assert_eq!(closed, trades);
+    // the completion notification names the session and its result
+    let (data, result_id): (serde_json::Value, uuid::Uuid) = sqlx::query_as(
+        "SELECT n.data, r.id FROM notifications n, test_results r
+         WHERE n.user_id = $2 AND n.type = 'test_completed' AND r.session_id = $1",
+    )
+    .bind(id)
+    .bind(user)
+    .fetch_one(&arena.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        data,
+        json!({"session_id": id.to_string(), "result_id": result_id.to_string()})
+    );
     let (results, notes, activity): (i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM test_results WHERE session_id = $1),
                 (SELECT count(*) FROM notifications WHERE user_id = $2 AND type = 'test_completed'),
@@ -568,7 +582,7 @@ async fn a_paced_session_nobody_watches_runs_at_instant() {
 #[tokio::test]
 async fn stopping_a_paused_session_finishes_it_without_a_resume() {
     let mut arena = Arena::start(&[]).await;
-    let (token, _, agent, _) = arena
+    let (token, user, agent, _) = arena
         .baseline(
             "user_arena_stop_paused",
             "baseline/sma-cross",
@@ -609,6 +623,16 @@ async fn stopping_a_paused_session_finishes_it_without_a_resume() {
     let cursor = stopped["progress"]["cursor"].as_i64().unwrap();
     assert!(cursor > 0 && cursor < 96, "{stopped}");
     assert_eq!(stopped["result"]["metrics"]["candles"], cursor);
+    // the user pressed stop: the activity log has it, no notification tells them
+    let (notes, activity): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM notifications WHERE user_id = $1),
+                (SELECT count(*) FROM activity_log WHERE user_id = $1 AND action = 'test_stopped')",
+    )
+    .bind(user)
+    .fetch_one(&arena.pool)
+    .await
+    .unwrap();
+    assert_eq!((notes, activity), (0, 1));
 }
 
 #[tokio::test]

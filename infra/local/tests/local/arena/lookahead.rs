@@ -247,6 +247,19 @@ async fn a_budget_stops_the_session_before_a_call_could_exceed_it() {
         0.0 => assert!(result["cost_per_trade_usd"].is_null()),
         n => assert!((result["cost_per_trade_usd"].as_f64().unwrap() - cost / n).abs() < 1e-12),
     }
+    // the budget stopped it, not the user: a `test_stopped` notification says why
+    let notes: Vec<(String, serde_json::Value)> =
+        sqlx::query_as("SELECT type, data FROM notifications WHERE user_id = $1")
+            .bind(setup.user)
+            .fetch_all(&setup.arena.pool)
+            .await
+            .unwrap();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0].0, "test_stopped");
+    assert_eq!(
+        notes[0].1,
+        json!({"session_id": session["id"], "result_id": result["id"], "reason": "budget"})
+    );
 }
 
 #[tokio::test]
