@@ -138,6 +138,7 @@ impl Worker {
         let economics = store::sessions::economics(&self.pool, run.user_id, run.session_id).await?;
         let result = SessionResult::new(
             result_id,
+            status == "completed",
             run.starting_capital,
             metrics.final_equity,
             steps::metrics_json(&metrics),

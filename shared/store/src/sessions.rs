@@ -288,24 +288,31 @@ pub struct SessionResult {
 }
 
 impl SessionResult {
+    /// The result of a session that ended `completed` (`completed`) or was stopped early.
     pub fn new(
         id: Uuid,
+        completed: bool,
         starting_capital: f64,
         final_equity: f64,
         metrics: Value,
         economics: Economics,
     ) -> Self {
         let total_pnl = final_equity - starting_capital;
+        let total_pnl_pct = total_pnl / starting_capital * 100.0;
         let trades = metrics
             .get("total_trades")
             .and_then(Value::as_u64)
             .unwrap_or(0);
+        let return_pct = metrics
+            .get("total_return_pct")
+            .and_then(Value::as_f64)
+            .unwrap_or(total_pnl_pct);
         Self {
             id,
             final_equity,
             total_pnl,
-            total_pnl_pct: total_pnl / starting_capital * 100.0,
-            can_generate_certificate: total_pnl >= 0.0,
+            total_pnl_pct,
+            can_generate_certificate: certifiable(completed, return_pct, trades),
             metrics,
             model_calls: economics.model_calls,
             cached_decisions: economics.cached_decisions,
@@ -315,6 +322,12 @@ impl SessionResult {
             net_pnl: total_pnl - economics.model_cost_usd,
         }
     }
+}
+
+/// Whether a result may be certified: the test that was asked for ran to its end (a stopped one
+/// did not), it is profitable (`total_return_pct >= 0`) and it closed at least one trade.
+pub fn certifiable(completed: bool, total_return_pct: f64, total_trades: u64) -> bool {
+    completed && total_return_pct >= 0.0 && total_trades >= 1
 }
 
 /// The run's economics so far.
@@ -418,6 +431,7 @@ impl From<SessionRow> for Session {
         let result = match (r.result_id, r.final_equity, r.metrics) {
             (Some(id), Some(equity), Some(metrics)) => Some(SessionResult::new(
                 id,
+                r.status == "completed",
                 r.starting_capital,
                 equity,
                 metrics,
@@ -637,4 +651,18 @@ pub async fn discard_unstarted(
         .await?;
     tx.commit().await?;
     Ok(gone)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::certifiable;
+
+    #[test]
+    fn only_a_completed_profitable_result_with_a_trade_is_certifiable() {
+        assert!(certifiable(true, 0.0, 1));
+        assert!(certifiable(true, 4.8, 12));
+        assert!(!certifiable(false, 4.8, 12), "stopped early");
+        assert!(!certifiable(true, -0.01, 12), "a loss");
+        assert!(!certifiable(true, 0.0, 0), "no closed trade");
+    }
 }
