@@ -313,6 +313,18 @@ impl Arena {
         answer["session"]["id"].as_str().unwrap().parse().unwrap()
     }
 
+    /// `POST /api/arena/backtest/{id}/<action>` (pause, resume, stop, speed): status and body.
+    pub(crate) async fn control(
+        &self,
+        token: &str,
+        id: Uuid,
+        action: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let path = format!("/api/arena/backtest/{id}/{action}");
+        self.call(Method::POST, &path, token, body).await
+    }
+
     pub(crate) async fn session(&self, token: &str, id: Uuid) -> Value {
         let (status, body) = self
             .call(

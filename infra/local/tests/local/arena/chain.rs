@@ -258,12 +258,7 @@ async fn controls_sent_while_a_step_publishes_reach_a_subscriber_in_seq_order() 
         let mut sent = 0;
         for _ in 0..40 {
             let (status, _) = arena
-                .call(
-                    Method::POST,
-                    &format!("/api/arena/backtest/{id}/speed"),
-                    &token,
-                    Some(json!({"speed": "instant"})),
-                )
+                .control(&token, id, "speed", Some(json!({"speed": "instant"})))
                 .await;
             if status != 200 {
                 break;
@@ -469,14 +464,7 @@ async fn a_resume_whose_send_failed_is_picked_up_by_the_watchdog_and_the_users_r
     };
     let pause_then_resume_broken = async |arena: &Arena, id: Uuid| {
         until_cursor(arena, &token, id, 5).await;
-        let (status, _) = arena
-            .call(
-                Method::POST,
-                &format!("/api/arena/backtest/{id}/pause"),
-                &token,
-                None,
-            )
-            .await;
+        let (status, _) = arena.control(&token, id, "pause", None).await;
         assert_eq!(status, 200);
         arena
             .wait_for(&token, id, &["paused"], Duration::from_secs(10))
@@ -685,12 +673,7 @@ async fn a_hole_of_a_day_in_the_cached_range_is_fetched_and_the_exchanges_gaps_a
         .await
         .unwrap();
     let (status, _) = arena
-        .call(
-            Method::POST,
-            &format!("/api/arena/backtest/{id}/speed"),
-            &token,
-            Some(json!({"speed": "instant"})),
-        )
+        .control(&token, id, "speed", Some(json!({"speed": "instant"})))
         .await;
     assert_eq!(status, 200);
     let session = arena

@@ -165,14 +165,7 @@ async fn pause_resume_speed_and_stop_take_effect_mid_run() {
         "{first}"
     );
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let (status, paused) = arena
-        .call(
-            Method::POST,
-            &format!("/api/arena/backtest/{id}/pause"),
-            &token,
-            None,
-        )
-        .await;
+    let (status, paused) = arena.control(&token, id, "pause", None).await;
     assert_eq!(status, 200, "{paused}");
     assert_eq!(paused["session"]["status"], "paused");
     // the running step stops at its next candle; then nothing moves
@@ -186,34 +179,17 @@ async fn pause_resume_speed_and_stop_take_effect_mid_run() {
     );
     assert!(at.as_i64().unwrap() > 0 && at.as_i64().unwrap() < 96);
     // pausing twice is refused
-    let (status, body) = arena
-        .call(
-            Method::POST,
-            &format!("/api/arena/backtest/{id}/pause"),
-            &token,
-            None,
-        )
-        .await;
+    let (status, body) = arena.control(&token, id, "pause", None).await;
     assert_eq!(status, 409, "{body}");
     // speed while paused: stays paused
     let (status, body) = arena
-        .call(
-            Method::POST,
-            &format!("/api/arena/backtest/{id}/speed"),
-            &token,
-            Some(json!({"speed": "instant"})),
-        )
+        .control(&token, id, "speed", Some(json!({"speed": "instant"})))
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["session"]["status"], "paused");
     assert_eq!(body["session"]["speed"], "instant");
     let (status, body) = arena
-        .call(
-            Method::POST,
-            &format!("/api/arena/backtest/{id}/speed"),
-            &token,
-            Some(json!({"speed": "warp"})),
-        )
+        .control(&token, id, "speed", Some(json!({"speed": "warp"})))
         .await;
     assert_eq!(status, 422, "{body}");
     // resume over the WebSocket: the same service; it sends the next step
@@ -233,14 +209,7 @@ async fn pause_resume_speed_and_stop_take_effect_mid_run() {
         "{names:?}"
     );
     // a finished session refuses controls
-    let (status, _) = arena
-        .call(
-            Method::POST,
-            &format!("/api/arena/backtest/{id}/resume"),
-            &token,
-            None,
-        )
-        .await;
+    let (status, _) = arena.control(&token, id, "resume", None).await;
     assert_eq!(status, 409);
 
     // stop mid-run: the position closes at the last close and the result is written
@@ -251,14 +220,7 @@ async fn pause_resume_speed_and_stop_take_effect_mid_run() {
         )
         .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let (status, body) = arena
-        .call(
-            Method::POST,
-            &format!("/api/arena/backtest/{id}/stop"),
-            &token,
-            None,
-        )
-        .await;
+    let (status, body) = arena.control(&token, id, "stop", None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["session"]["status"], "stopped");
     let stopped = arena
@@ -599,24 +561,10 @@ async fn stopping_a_paused_session_finishes_it_without_a_resume() {
         .await;
     arena.run_steps().await;
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let (status, _) = arena
-        .call(
-            Method::POST,
-            &format!("/api/arena/backtest/{id}/pause"),
-            &token,
-            None,
-        )
-        .await;
+    let (status, _) = arena.control(&token, id, "pause", None).await;
     assert_eq!(status, 200);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (status, _) = arena
-        .call(
-            Method::POST,
-            &format!("/api/arena/backtest/{id}/stop"),
-            &token,
-            None,
-        )
-        .await;
+    let (status, _) = arena.control(&token, id, "stop", None).await;
     assert_eq!(status, 200);
     let stopped = arena
         .wait_for(&token, id, &["stopped"], Duration::from_secs(10))
