@@ -16,9 +16,9 @@ use axum::http::StatusCode;
 use platform::auth::AuthUser;
 use platform::error::ErrorBody;
 use platform::extract::{Json, Path, Query};
+use platform::query::Params;
 use platform::{ApiError, ApiResult, ApiState};
 use serde::{Deserialize, Serialize};
-use store::FieldError;
 use store::notifications::{self, Notification};
 use utoipa::openapi::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -87,45 +87,19 @@ pub struct ListQuery {
 }
 
 impl ListQuery {
-    /// (unread filter, limit, cursor), or every bad parameter named.
-    fn parse(&self) -> Result<(Option<bool>, i64, Option<store::Cursor>), Vec<FieldError>> {
-        let mut errors = Vec::new();
-        let unread = match self.unread.as_deref() {
-            None => None,
-            Some("true") => Some(true),
-            Some("false") => Some(false),
-            Some(_) => {
-                errors.push(FieldError::new("unread", "must be true or false"));
-                None
-            }
-        };
-        let max = store::page::MAX_PAGE;
-        let limit = match self.limit.as_deref().map(str::parse::<i64>) {
-            None => store::page::DEFAULT_PAGE,
-            Some(Ok(n)) if (1..=max).contains(&n) => n,
-            Some(_) => {
-                errors.push(FieldError::new(
-                    "limit",
-                    format!("must be a whole number between 1 and {max}"),
-                ));
-                store::page::DEFAULT_PAGE
-            }
-        };
-        let cursor = match self.cursor.as_deref() {
-            None | Some("") => None,
-            Some(text) => {
-                let cursor = store::Cursor::decode(text);
-                if cursor.is_none() {
-                    errors.push(FieldError::new("cursor", "not a cursor this API gave out"));
-                }
-                cursor
-            }
-        };
-        if errors.is_empty() {
-            Ok((unread, limit, cursor))
-        } else {
-            Err(errors)
-        }
+    /// (unread filter, limit, cursor), or a 422 naming every bad parameter.
+    fn parse(&self) -> Result<(Option<bool>, i64, Option<store::Cursor>), ApiError> {
+        let mut p = Params::new();
+        let unread = p.boolean("unread", self.unread.as_deref());
+        let limit = p.number(
+            "limit",
+            self.limit.as_deref(),
+            1..=store::page::MAX_PAGE,
+            store::page::DEFAULT_PAGE,
+        );
+        let cursor = p.cursor(self.cursor.as_deref(), store::Cursor::decode);
+        p.finish()?;
+        Ok((unread, limit, cursor))
     }
 }
 
@@ -139,7 +113,7 @@ async fn list(
     user: AuthUser,
     Query(query): Query<ListQuery>,
 ) -> ApiResult<Json<NotificationsResponse>> {
-    let (unread, limit, cursor) = query.parse().map_err(ApiError::Validation)?;
+    let (unread, limit, cursor) = query.parse()?;
     let (items, next) =
         notifications::list(&api.pool, user.id, unread, cursor.as_ref(), limit).await?;
     let unread_count = notifications::unread_count(&api.pool, user.id).await?;

@@ -99,7 +99,11 @@ impl TestServer {
             .context("binding the test server")?;
         let base_url = format!("http://{}", listener.local_addr()?);
         tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
+            let _ = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await;
         });
         Ok(Self {
             base_url,

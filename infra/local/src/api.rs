@@ -21,6 +21,7 @@ pub(crate) struct States {
     pub(crate) api_keys: alphalab_api_keys::State,
     pub(crate) webhooks: alphalab_webhooks::State,
     pub(crate) arena: alphalab_arena::State,
+    pub(crate) certificates: alphalab_certificates::State,
 }
 
 impl States {
@@ -48,11 +49,16 @@ impl States {
             },
             max_active_sessions: arena_config.max_active_sessions,
         };
+        let certificates = alphalab_certificates::State::with(
+            api.clone(),
+            &alphalab_certificates::Config::from_env(env)?,
+        );
         Ok(Self {
             api,
             api_keys,
             webhooks,
             arena,
+            certificates,
         })
     }
 }
@@ -65,10 +71,15 @@ pub(crate) fn document() -> OpenApi {
     doc.merge(alphalab_notifications::openapi());
     doc.merge(alphalab_webhooks::openapi());
     doc.merge(alphalab_arena::openapi());
+    doc.merge(alphalab_results::openapi());
+    doc.merge(alphalab_certificates::openapi());
+    doc.merge(alphalab_dashboard::openapi());
+    doc.merge(alphalab_data::openapi());
+    doc.merge(alphalab_export::openapi());
     doc.info.title = "AlphaLab API".into();
     doc.info.version = env!("CARGO_PKG_VERSION").into();
     doc.info.description = Some(
-        "Every route but /api/health and the Clerk webhook takes a Clerk session token as \
+        "Every route but /api/health, the Clerk webhook and the certificate verify takes a Clerk session token as \
          `Authorization: Bearer <token>`. Errors answer {\"error\": {\"code\", \"message\", \
          \"details\"}}."
             .into(),
@@ -91,6 +102,11 @@ pub(crate) fn routes(states: States) -> Router {
     let doc = document();
     alphalab_users::routes(states.api.clone())
         .merge(alphalab_notifications::routes(states.api.clone()))
+        .merge(alphalab_results::routes(states.api.clone()))
+        .merge(alphalab_dashboard::routes(states.api.clone()))
+        .merge(alphalab_data::routes(states.api.clone()))
+        .merge(alphalab_export::routes(states.api.clone()))
+        .merge(alphalab_certificates::routes(states.certificates))
         .merge(alphalab_agents::routes(states.api))
         .merge(alphalab_api_keys::routes(states.api_keys))
         .merge(alphalab_webhooks::routes(states.webhooks))
@@ -132,6 +148,8 @@ pub(crate) fn cors(origins: &str) -> Result<CorsLayer> {
         .expose_headers([
             HeaderName::from_static("x-request-id"),
             HeaderName::from_static("retry-after"),
+            HeaderName::from_static("x-next-cursor"),
+            HeaderName::from_static("content-disposition"),
         ])
         .max_age(std::time::Duration::from_secs(600)))
 }

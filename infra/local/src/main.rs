@@ -7,6 +7,7 @@ mod api;
 mod backtest;
 mod bench_arena;
 mod bench_lookahead;
+mod bench_results;
 mod bench_sessions;
 mod bench_stack;
 mod bench_ws;
@@ -51,6 +52,9 @@ enum Command {
     /// Time `GET /api/arena/sessions` for a user with 20 finished sessions of 45,024 model
     /// decisions each (starts its own Postgres and moto).
     BenchSessions(bench_sessions::BenchSessionsArgs),
+    /// Time the exports of a 45,024-candle sma-cross result and `GET /api/results` for a user
+    /// with 10,000 results (starts its own Postgres and moto).
+    BenchResults(bench_results::BenchResultsArgs),
     /// Re-encrypt every stored API key with the active version of ENCRYPTION_KEYS (idempotent,
     /// in batches).
     RotateKeys(rotate::RotateArgs),
@@ -88,6 +92,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::BenchArena(args) => bench_arena::run(args).await,
         Command::BenchLookahead(args) => bench_lookahead::run(args).await,
         Command::BenchSessions(args) => bench_sessions::run(args).await,
+        Command::BenchResults(args) => bench_results::run(args).await,
         Command::LoadData => {
             let pool = sqlx::PgPool::connect(&database_url()?).await?;
             let rows = data::load_bundled(&pool).await?;

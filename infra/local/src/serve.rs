@@ -340,9 +340,13 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     }
     println!();
 
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    // the peer's address reaches the handlers as API Gateway's sourceIp does in AWS
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
 
     println!("stopping...");
     drop(moto_child);

@@ -222,3 +222,31 @@ mod tests {
         );
     }
 }
+
+/// The client's address, as API Gateway saw it (`requestContext.http.sourceIp`); where no gateway
+/// stands in front (the local server, the tests), the TCP peer's address, which is what API
+/// Gateway reports. For per-address limits of the public routes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAddress(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        use lambda_http::request::RequestContext;
+        if let Some(RequestContext::ApiGatewayV2(context)) =
+            parts.extensions.get::<RequestContext>()
+            && let Some(ip) = &context.http.source_ip
+        {
+            return Ok(Self(ip.clone()));
+        }
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|axum::extract::ConnectInfo(addr)| addr.ip().to_string());
+        Ok(Self(peer.unwrap_or_else(|| "unknown".into())))
+    }
+}

@@ -1,4 +1,5 @@
-//! Per-user rate limiting on every authenticated route: a fixed-window counter in DynamoDB, one
+//! Per-user rate limiting on every authenticated route (and per client address on the public
+//! ones): a fixed-window counter in DynamoDB, one
 //! atomic `ADD` per request (no read first) with a TTL so old windows disappear by themselves.
 //! Over the limit a request answers 429 with `Retry-After` (seconds to the next window). When
 //! DynamoDB cannot be reached the limiter lets the request through and logs a warning:
@@ -67,7 +68,19 @@ impl RateLimiter {
 
     /// Counts one request of `user_id`; `Err(429)` when the window's budget is spent.
     pub async fn check(&self, user_id: Uuid) -> Result<(), ApiError> {
-        if self.config.per_window == 0 {
+        self.check_key(&format!("user#{user_id}"), self.config.per_window)
+            .await
+    }
+
+    /// Counts one request of a client address (the public routes, which have no user): at most
+    /// `per_window` per window; 0 turns it off.
+    pub async fn check_address(&self, address: &str, per_window: u64) -> Result<(), ApiError> {
+        self.check_key(&format!("ip#{address}"), per_window).await
+    }
+
+    /// Counts one request under `key` in the current window; `Err(429)` past `per_window`.
+    async fn check_key(&self, key: &str, per_window: u64) -> Result<(), ApiError> {
+        if per_window == 0 {
             return Ok(());
         }
         let window = self.config.window.as_secs().max(1);
@@ -81,10 +94,7 @@ impl RateLimiter {
             .client
             .update_item()
             .table_name(&self.config.table)
-            .key(
-                "window_key",
-                AttributeValue::S(format!("user#{user_id}#{start}")),
-            )
+            .key("window_key", AttributeValue::S(format!("{key}#{start}")))
             .update_expression(
                 "ADD #count :one SET expires_at = if_not_exists(expires_at, :expires)",
             )
@@ -109,7 +119,7 @@ impl RateLimiter {
                 return Ok(());
             }
         };
-        if count > self.config.per_window {
+        if count > per_window {
             return Err(ApiError::RateLimited {
                 retry_after_secs: (end - now).max(1),
             });

@@ -185,6 +185,7 @@ pub fn thought_from(answer: &store::decisions::Cached, index: u64, time_ms: i64)
         cost_usd: answer.cost_usd,
         latency_ms: answer.latency_ms,
         error: decision.error,
+        from_cache: false,
     }
 }
 
@@ -204,6 +205,7 @@ pub fn failed_thought(error: String, hash: &str, index: u64, time_ms: i64) -> Th
         cost_usd: None,
         latency_ms: None,
         error: Some(error),
+        from_cache: false,
     }
 }
 

@@ -111,7 +111,9 @@ impl Worker {
                     Source::Cache
                 };
                 let index = (first_index + j as i64) as u64;
-                resolved[j] = Some((thought_from(hit, index, rows[j].time), source));
+                let mut thought = thought_from(hit, index, rows[j].time);
+                thought.from_cache = source == Source::Cache;
+                resolved[j] = Some((thought, source));
             }
         }
         // a known answer that is not HOLD ends the window: nothing after it needs asking

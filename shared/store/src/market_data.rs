@@ -244,3 +244,61 @@ pub async fn now(pool: &PgPool) -> Result<DateTime<Utc>, sqlx::Error> {
         .fetch_one(pool)
         .await
 }
+
+/// What the cache holds for one asset and timeframe: the open times of its first and last
+/// candle and how many there are.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Held {
+    pub asset: String,
+    pub timeframe: String,
+    pub first: DateTime<Utc>,
+    pub last: DateTime<Utc>,
+    pub candles: i64,
+}
+
+/// Every asset and timeframe the cache holds, by asset then timeframe.
+pub async fn held(pool: &PgPool) -> Result<Vec<Held>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT asset, timeframe, min(open_time) AS first, max(open_time) AS last,
+                count(*) AS candles
+         FROM market_data_cache GROUP BY asset, timeframe ORDER BY asset, timeframe",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// Up to `limit` cached candles from open time `from_ms` (included) to `end_ms` (excluded), in
+/// order, after the `warmup` candles before `from_ms` (at most that many; they come first). One
+/// query.
+pub async fn window(
+    pool: &PgPool,
+    asset: &str,
+    timeframe: &str,
+    warmup: i64,
+    from_ms: i64,
+    end_ms: i64,
+    limit: i64,
+) -> Result<Vec<CandleRow>, sqlx::Error> {
+    let rows: Vec<(DateTime<Utc>, f64, f64, f64, f64, f64)> = sqlx::query_as(
+        "(SELECT * FROM (SELECT open_time, open, high, low, close, volume FROM market_data_cache
+                         WHERE asset = $1 AND timeframe = $2 AND open_time < $3
+                         ORDER BY open_time DESC LIMIT $4) w ORDER BY open_time)
+         UNION ALL
+         (SELECT open_time, open, high, low, close, volume FROM market_data_cache
+          WHERE asset = $1 AND timeframe = $2 AND open_time >= $5 AND open_time < $6
+          ORDER BY open_time LIMIT $7)",
+    )
+    .bind(asset)
+    .bind(timeframe)
+    .bind(DateTime::from_timestamp_millis(from_ms))
+    .bind(warmup)
+    .bind(DateTime::from_timestamp_millis(from_ms))
+    .bind(DateTime::from_timestamp_millis(end_ms))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(t, o, h, l, c, v)| (t.timestamp_millis(), o, h, l, c, v))
+        .collect())
+}

@@ -32,6 +32,18 @@ impl Cursor {
     }
 }
 
+/// An opaque cursor of a list ordered by something other than creation time: `tag` names the
+/// list and its order (a cursor of another list or order does not decode), `key` the last row.
+pub fn encode_key(tag: &str, key: &str) -> String {
+    B64.encode(format!("{tag}|{key}"))
+}
+
+/// The key of a cursor [`encode_key`] made with `tag`; `None` for anything else.
+pub fn decode_key(tag: &str, text: &str) -> Option<String> {
+    let raw = String::from_utf8(B64.decode(text).ok()?).ok()?;
+    raw.strip_prefix(tag)?.strip_prefix('|').map(str::to_owned)
+}
+
 /// Cuts `rows` (fetched with `LIMIT limit + 1`, newest first) to `limit`: the cursor of the next
 /// page when there is one, made from the page's last row by `key`.
 pub fn cut<T>(rows: &mut Vec<T>, limit: i64, key: impl Fn(&T) -> Cursor) -> Option<Cursor> {
@@ -61,6 +73,9 @@ mod tests {
         assert_eq!(Cursor::decode(&c.encode()), Some(c));
         assert_eq!(Cursor::decode("not a cursor"), None);
         assert_eq!(Cursor::decode(&B64.encode("12_nope")), None);
+        let keyed = encode_key("trades", "41");
+        assert_eq!(decode_key("trades", &keyed).as_deref(), Some("41"));
+        assert_eq!(decode_key("reasoning", &keyed), None);
     }
 
     #[test]

@@ -91,6 +91,9 @@ pub struct Thought {
     pub latency_ms: Option<i32>,
     /// Why the reply could not be used, or why the call failed.
     pub error: Option<String>,
+    /// Reused from an earlier run's identical request (no call, no cost).
+    #[serde(default)]
+    pub from_cache: bool,
 }
 
 /// The stored decisions of candles `from..to` (indexes), in order.
@@ -104,7 +107,7 @@ pub async fn thoughts(
     sqlx::query_as(
         "SELECT candle_index, candle_time, prompt_hash, action, reasoning, confidence,
                 order_details, raw_response, prompt_tokens, completion_tokens, cost_usd,
-                latency_ms, error
+                latency_ms, error, from_cache
          FROM ai_thoughts WHERE user_id = $1 AND session_id = $2
            AND candle_index >= $3 AND candle_index < $4
          ORDER BY candle_index",
@@ -136,15 +139,15 @@ pub async fn save_thoughts(
         "WITH ins AS (
              INSERT INTO ai_thoughts (session_id, user_id, candle_index, candle_time, prompt_hash,
                  action, reasoning, confidence, order_details, raw_response, prompt_tokens,
-                 completion_tokens, cost_usd, latency_ms, error)
+                 completion_tokens, cost_usd, latency_ms, error, from_cache)
              SELECT $2, $1, t.candle_index, t.candle_time, t.prompt_hash, t.action, t.reasoning,
                     t.confidence, t.order_details, t.raw_response, t.prompt_tokens,
-                    t.completion_tokens, t.cost_usd, t.latency_ms, t.error
+                    t.completion_tokens, t.cost_usd, t.latency_ms, t.error, t.from_cache
              FROM jsonb_to_recordset($3) AS t(candle_index bigint, candle_time timestamptz,
                  prompt_hash text, action text, reasoning text, confidence integer,
                  order_details jsonb, raw_response text, prompt_tokens integer,
                  completion_tokens integer, cost_usd double precision, latency_ms integer,
-                 error text)
+                 error text, from_cache boolean)
              ON CONFLICT (session_id, candle_index) DO NOTHING
              RETURNING 1),
          counted AS (
@@ -455,8 +458,7 @@ async fn insert_result(
              metrics, equity_curve, agent_snapshot, config, duration_seconds, model_calls,
              cached_decisions, speculative_calls_wasted, model_cost_usd)
          SELECT $19, s.id, s.user_id, s.agent_id, s.type, $3, s.asset, s.timeframe, s.start_date,
-                s.end_date, s.starting_capital, $4, $4 - s.starting_capital,
-                ($4 - s.starting_capital) / s.starting_capital * 100, $5, $6, $7, $8, $9, $10,
+                s.end_date, s.starting_capital, $4, $4 - s.starting_capital, $20, $5, $6, $7, $8, $9, $10,
                 $11, $12, $13, $14, $15, $16, $17, s.agent_snapshot, s.config, $18, s.model_calls,
                 s.cached_decisions, ",
         wasted_calls!(),
@@ -482,6 +484,7 @@ async fn insert_result(
     .bind(curve)
     .bind(duration_seconds)
     .bind(id)
+    .bind(m.total_return_pct)
     .execute(tx)
     .await
     .map(drop)

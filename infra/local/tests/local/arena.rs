@@ -7,6 +7,7 @@ mod faults;
 mod flows;
 mod llm;
 mod lookahead;
+mod results;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -108,7 +109,20 @@ impl Arena {
         )
         .await
         .unwrap();
-        let server = TestServer::serve(alphalab_arena::router(state))
+        // the functions that read what the arena writes, behind the same server
+        let api = state.api.clone();
+        let certificates = alphalab_certificates::State::with(
+            api.clone(),
+            &alphalab_certificates::Config::from_env(&Env::from_lookup(env.lookup())).unwrap(),
+        );
+        let routes = alphalab_arena::routes(state)
+            .merge(alphalab_results::routes(api.clone()))
+            .merge(alphalab_dashboard::routes(api.clone()))
+            .merge(alphalab_data::routes(api.clone()))
+            .merge(alphalab_export::routes(api.clone()))
+            .merge(alphalab_notifications::routes(api))
+            .merge(alphalab_certificates::routes(certificates));
+        let server = TestServer::serve(platform::http::service(routes, ()))
             .await
             .unwrap();
         let worker = alphalab_backtest_step::worker(

@@ -43,7 +43,36 @@ pub(crate) async fn all(
     let arena = alphalab_arena::State::new(&alphalab_arena::Config::from_env(&env).unwrap())
         .await
         .unwrap();
+    let certificates = alphalab_certificates::State::with(
+        api.clone(),
+        &alphalab_certificates::Config::from_env(&env).unwrap(),
+    );
     vec![
+        (
+            "results",
+            alphalab_results::openapi(),
+            alphalab_results::router(api.clone()),
+        ),
+        (
+            "certificates",
+            alphalab_certificates::openapi(),
+            alphalab_certificates::router(certificates),
+        ),
+        (
+            "dashboard",
+            alphalab_dashboard::openapi(),
+            alphalab_dashboard::router(api.clone()),
+        ),
+        (
+            "data",
+            alphalab_data::openapi(),
+            alphalab_data::router(api.clone()),
+        ),
+        (
+            "export",
+            alphalab_export::openapi(),
+            alphalab_export::router(api.clone()),
+        ),
         (
             "users",
             alphalab_users::openapi(),

@@ -16,6 +16,8 @@ async fn snapshot(servers: &HashMap<&str, alphalab_devstack::TestServer>, token:
         ("agents", "/api/agents?include_archived=true"),
         ("arena", "/api/arena/sessions"),
         ("notifications", "/api/notifications"),
+        ("results", "/api/results"),
+        ("certificates", "/api/certificates"),
     ] {
         let (status, body) = servers[function]
             .call(Method::GET, path, Some(token), None)
@@ -101,10 +103,36 @@ async fn every_route_with_an_id_answers_404_for_another_users_id_and_changes_not
     .fetch_one(&pool)
     .await
     .unwrap();
+    // a result of that session and its certificate (as the step worker and the certificates
+    // function write them; the end-to-end tests make real ones)
+    let result: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO test_results (session_id, user_id, agent_id, type, mode, asset, timeframe,
+             starting_capital, final_equity, total_pnl, total_pnl_pct, metrics, equity_curve,
+             agent_snapshot, config)
+         SELECT id, user_id, agent_id, type, 'omni', asset, timeframe, 10000, 10100, 100, 1,
+                '{}', '[]', '{}', '{}' FROM test_sessions WHERE id = $1 RETURNING id",
+    )
+    .bind(session)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let certificate: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO certificates (user_id, result_id, verification_code, share_url, snapshot,
+             digest)
+         SELECT user_id, id, '0000-0000-0000-0000', 'http://localhost:3000/verify/x', '{}', ''
+         FROM test_results WHERE id = $1 RETURNING id",
+    )
+    .bind(result)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     // the id of Alice's resource each kind of route names
     let ids: HashMap<&str, String> = HashMap::from([
         ("/api/arena/", session.to_string()),
         ("/api/notifications/", notification.to_string()),
+        ("/api/results/", result.to_string()),
+        ("/api/export/results/", result.to_string()),
+        ("/api/certificates/", certificate.to_string()),
         (
             "/api/api-keys/",
             key["api_key"]["id"].as_str().unwrap().to_owned(),

@@ -1,0 +1,11 @@
+//! The data Lambda: read its config once per cold start, build the state, serve the router.
+
+use alphalab_data::{Config, router};
+use platform::{ApiState, FromEnv};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    let config = Config::from_process_env()?;
+    platform::telemetry::init(config.telemetry.log_format);
+    lambda_http::run(router(ApiState::new(&config).await?)).await
+}
