@@ -331,3 +331,74 @@ fn csv_line<'a>(cells: impl Iterator<Item = &'a str>) -> ApiResult<Vec<u8>> {
     written.map_err(ApiError::internal)?;
     writer.into_inner().map_err(ApiError::internal)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A row of about 1 KB.
+    struct Wide(i64);
+
+    impl Row for Wide {
+        fn key(&self) -> i64 {
+            self.0
+        }
+        fn cells(&self) -> Vec<String> {
+            vec![self.0.to_string(), "x".repeat(1000)]
+        }
+        fn json(&self) -> serde_json::Result<String> {
+            serde_json::to_string(&serde_json::json!({"n": self.0, "text": "x".repeat(1000)}))
+        }
+    }
+
+    fn page(format: &'static str, position: Position) -> Page<'static> {
+        Page {
+            format,
+            part: "trades",
+            limit: 100_000,
+            position,
+            tag: "export:test:trades",
+        }
+    }
+
+    #[test]
+    fn a_page_ends_before_4_mib_and_its_cursor_names_the_first_row_left_out() {
+        let rows: Vec<Wide> = (1..=6000).map(Wide).collect();
+        for format in ["csv", "json"] {
+            let first = Position {
+                after: None,
+                page: 1,
+            };
+            let (body, next) = page(format, first).render(&["n", "text"], &rows).unwrap();
+            assert!(body.len() <= PAGE_BYTES, "{format}: {}", body.len());
+            assert!(
+                body.len() > PAGE_BYTES - 2_000,
+                "{format}: the page is full"
+            );
+            let key = store::page::decode_key("export:test:trades", &next.unwrap()).unwrap();
+            let (last, page_no) = key.split_once('_').unwrap();
+            let last: usize = last.parse().unwrap();
+            assert_eq!(page_no, "2");
+            let taken = if format == "csv" {
+                body.split(|b| *b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .count()
+                    - 1
+            } else {
+                let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                assert!(value["next_cursor"].as_str().is_some());
+                value["trades"].as_array().unwrap().len()
+            };
+            assert_eq!(taken, last, "{format}: rows 1..={last} on the page");
+            // the rest fits on the next page, which is the last
+            let second = Position {
+                after: Some(last as i64),
+                page: 2,
+            };
+            let (_, next) = page(format, second)
+                .render(&["n", "text"], &rows[last..])
+                .unwrap();
+            assert_eq!(next, None);
+        }
+    }
+}

@@ -52,7 +52,7 @@ pub(crate) async fn run(args: BenchResultsArgs) -> Result<()> {
             Some(&token),
             Some(
                 json!({"agent_id": agent, "asset": "BTCUSDT", "timeframe": "1h",
-                        "start_date": "2017-08-17", "end_date": end, "speed": "instant"}),
+                        "start_date": "2017-08-17T04:00:00Z", "end_date": end, "speed": "instant"}),
             ),
         )
         .await?;

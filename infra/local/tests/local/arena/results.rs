@@ -65,6 +65,26 @@ async fn export(arena: &Arena, clerk: &str, path: &str) -> (Vec<Vec<u8>>, Vec<St
     }
 }
 
+/// Every item of a JSON list followed page by page (`path` has a query already).
+async fn every_page(arena: &Arena, token: &str, path: &str, items: &str) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let url = if cursor.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{path}&cursor={cursor}")
+        };
+        let (status, page) = arena.call(Method::GET, &url, token, None).await;
+        assert_eq!(status, 200, "{url}: {page}");
+        all.extend(page[items].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_owned(),
+            None => return all,
+        }
+    }
+}
+
 /// The rows of CSV pages (each with its header), as strings.
 fn csv_rows(pages: &[Vec<u8>]) -> (Vec<String>, Vec<Vec<String>>) {
     let mut header = Vec::new();
@@ -161,30 +181,15 @@ async fn results_lists_detail_and_exports_are_the_backtests_ground_truth() {
 
     // by return, one per page: the tie crosses a page boundary, nothing repeated or skipped
     for order in ["desc", "asc"] {
-        let mut seen = Vec::new();
-        let mut cursor = String::new();
-        loop {
-            let path = format!(
-                "/api/results?sort=total_return_pct&order={order}&limit=1{}",
-                if cursor.is_empty() {
-                    String::new()
-                } else {
-                    format!("&cursor={cursor}")
-                }
-            );
-            let (status, page) = arena.call(Method::GET, &path, &token, None).await;
-            assert_eq!(status, 200, "{page}");
-            for r in page["results"].as_array().unwrap() {
-                seen.push((
-                    r["total_return_pct"].as_f64().unwrap(),
-                    r["id"].as_str().unwrap().to_owned(),
-                ));
-            }
-            match page["next_cursor"].as_str() {
-                Some(c) => cursor = c.to_owned(),
-                None => break,
-            }
-        }
+        let path = format!("/api/results?sort=total_return_pct&order={order}&limit=1");
+        let seen: Vec<(f64, String)> = every_page(&arena, &token, &path, "results")
+            .await
+            .iter()
+            .map(|r| {
+                let ret = r["total_return_pct"].as_f64().unwrap();
+                (ret, r["id"].as_str().unwrap().to_owned())
+            })
+            .collect();
         let mut sorted = seen.clone();
         sorted.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         if order == "desc" {
@@ -336,25 +341,8 @@ async fn results_lists_detail_and_exports_are_the_backtests_ground_truth() {
     // trades, by trade_no in pages, equal the CSV and JSON exports
     let total = detail["total_trades"].as_u64().unwrap() as usize;
     assert!(total >= 3, "sma-cross traded: {total}");
-    let mut trades = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let path = format!(
-            "/api/results/{id}/trades?limit=2{}",
-            if cursor.is_empty() {
-                String::new()
-            } else {
-                format!("&cursor={cursor}")
-            }
-        );
-        let (status, page) = arena.call(Method::GET, &path, &token, None).await;
-        assert_eq!(status, 200, "{page}");
-        trades.extend(page["trades"].as_array().unwrap().iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = c.to_owned(),
-            None => break,
-        }
-    }
+    let path = format!("/api/results/{id}/trades?limit=2");
+    let trades = every_page(&arena, &token, &path, "trades").await;
     assert_eq!(trades.len(), total);
     let fields = [
         "trade_no",
@@ -1174,25 +1162,7 @@ async fn market_data_serves_the_cache_with_indicators_warmed_up_before_start() {
     let whole = whole["candles"].as_array().unwrap().clone();
     assert_eq!(whole.len(), 48);
     assert_eq!(whole[0]["time"], "2021-02-01T00:00:00Z");
-    let mut paged = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let path = format!(
-            "{query}&limit=7{}",
-            if cursor.is_empty() {
-                String::new()
-            } else {
-                format!("&cursor={cursor}")
-            }
-        );
-        let (status, page) = arena.call(Method::GET, &path, &token, None).await;
-        assert_eq!(status, 200, "{page}");
-        paged.extend(page["candles"].as_array().unwrap().iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = c.to_owned(),
-            None => break,
-        }
-    }
+    let paged = every_page(&arena, &token, &format!("{query}&limit=7"), "candles").await;
     assert_eq!(paged, whole, "pages carry the values of one continuous run");
     // sma_10 of the first candle is the mean of its close and the 9 before `start`
     let at = candles
@@ -1249,4 +1219,81 @@ async fn market_data_serves_the_cache_with_indicators_warmed_up_before_start() {
         .await
         .unwrap();
     assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn reasoning_has_every_decided_candle_once_and_its_exports_parse_back() {
+    let mut arena = Arena::start(&[]).await;
+    arena.run_steps().await;
+    arena
+        .load(
+            "BTCUSDT",
+            "1h",
+            "2021-06-01T00:00:00Z",
+            "2021-06-02T00:00:00Z",
+        )
+        .await;
+    let clerk = "user_reasoning";
+    let (token, user) = arena.user(clerk).await;
+    let key = arena.key(user, "sk-or-v1-good-0123456789abcdef0123").await;
+    let agent = arena.agent(user, "openai/gpt-4o-mini", Some(key)).await;
+    let paid = run(&arena, &token, agent, "2021-06-01", "2021-06-02").await;
+    // the same requests again: every decision comes from the first run's answers
+    let cached = run(&arena, &token, agent, "2021-06-01", "2021-06-02").await;
+    for (session, from_cache) in [(&paid, false), (&cached, true)] {
+        let id = session["result"]["id"].as_str().unwrap();
+        let path = format!("/api/results/{id}/reasoning?limit=5");
+        let entries = every_page(&arena, &token, &path, "reasoning").await;
+        assert_eq!(entries.len(), 24, "one entry per decided candle");
+        for (i, e) in entries.iter().enumerate() {
+            assert_eq!(e["candle_index"], i);
+            assert_eq!(e.as_object().unwrap().len(), 13, "{e}");
+            assert_eq!(e["model"], "openai/gpt-4o-mini");
+            assert_eq!(e["from_cache"], from_cache, "{e}");
+            assert_eq!(e["candle_time"].as_str().unwrap().len(), 20);
+            assert!(!e["reasoning"].as_str().unwrap().is_empty());
+        }
+        let holds = entries.iter().filter(|e| e["action"] == "hold").count();
+        let path = format!("/api/results/{id}/reasoning?action=hold&limit=3");
+        let only = every_page(&arena, &token, &path, "reasoning").await;
+        assert_eq!(only.len(), holds);
+        assert!(only.iter().all(|e| e["action"] == "hold"));
+
+        let path = format!("/api/export/results/{id}?format=json&part=reasoning&limit=10");
+        let (pages, names) = export(&arena, clerk, &path).await;
+        assert_eq!(pages.len(), 3);
+        assert_eq!(
+            names[2],
+            format!("attachment; filename=\"alphalab-{id}-reasoning-page3.json\"")
+        );
+        let rows: Vec<Value> = pages
+            .iter()
+            .flat_map(|p| {
+                serde_json::from_slice::<Value>(p).unwrap()["reasoning"]
+                    .as_array()
+                    .unwrap()
+                    .clone()
+            })
+            .collect();
+        assert_eq!(rows, entries);
+        let path = format!("/api/export/results/{id}?format=csv&part=reasoning");
+        let (pages, _) = export(&arena, clerk, &path).await;
+        let (header, rows) = csv_rows(&pages);
+        assert_eq!(header.len(), 13);
+        assert_eq!(header[5], "order");
+        for (row, e) in rows.iter().zip(&entries) {
+            assert_eq!(
+                row[4],
+                e["reasoning"].as_str().unwrap(),
+                "quoted text reads back"
+            );
+            let order: Value = if row[5].is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&row[5]).unwrap()
+            };
+            assert_eq!(order, e["order"], "order as JSON text");
+            assert_eq!(row[6], from_cache.to_string());
+        }
+    }
 }
