@@ -236,6 +236,9 @@ pub struct Engine {
     awaiting: bool,
     finished: bool,
     stats: Stats,
+    /// Open time of the last warm-up candle (see [`Engine::warm`]).
+    #[serde(default)]
+    warmed_until: Option<i64>,
 }
 
 impl Engine {
@@ -256,6 +259,7 @@ impl Engine {
             range_exit: None,
             awaiting: false,
             finished: false,
+            warmed_until: None,
         })
     }
 
@@ -268,12 +272,9 @@ impl Engine {
         &self.indicators
     }
 
-    /// Step 1 of the cycle: a new closed candle. A candle left without a decision counts as HOLD.
+    /// A candle the engine may take next: finite, consistent values, after every candle seen.
     #[inline(always)]
-    pub fn observe(&mut self, candle: Candle) -> Result<Context<'_>, EngineError> {
-        if self.finished {
-            return Err(EngineError::Finished);
-        }
+    fn check(&self, candle: &Candle) -> Result<(), EngineError> {
         let invalid = |reason| EngineError::Candle {
             time: candle.time,
             reason,
@@ -295,9 +296,39 @@ impl Engine {
         {
             return Err(invalid("low/high do not contain open/close"));
         }
-        if self.candle.is_some_and(|prev| candle.time <= prev.time) {
+        let last = self.candle.map(|c| c.time).or(self.warmed_until);
+        if last.is_some_and(|prev| candle.time <= prev) {
             return Err(invalid("candle times must increase"));
         }
+        Ok(())
+    }
+
+    /// A warm-up candle: it updates the indicators only (no decision, fill, stop-loss check,
+    /// statistic, curve point or candle count), so that the first observed candle has defined
+    /// indicators and previous values. Only before the first observed candle, in time order.
+    pub fn warm(&mut self, candle: Candle) -> Result<(), EngineError> {
+        if self.finished {
+            return Err(EngineError::Finished);
+        }
+        if self.observed > 0 {
+            return Err(EngineError::Candle {
+                time: candle.time,
+                reason: "warm-up candles come before the first observed candle",
+            });
+        }
+        self.check(&candle)?;
+        self.indicators.update(&candle);
+        self.warmed_until = Some(candle.time);
+        Ok(())
+    }
+
+    /// Step 1 of the cycle: a new closed candle. A candle left without a decision counts as HOLD.
+    #[inline(always)]
+    pub fn observe(&mut self, candle: Candle) -> Result<Context<'_>, EngineError> {
+        if self.finished {
+            return Err(EngineError::Finished);
+        }
+        self.check(&candle)?;
         if self.awaiting {
             // the previous candle had no decision: a HOLD; its range exit, if any, stays pending
             // so that the next `apply` (or `finish`) still returns it

@@ -90,3 +90,37 @@ pub async fn ensure_cached(
     let total = market_data::count_range(pool, asset, tf, start_ms, end_ms, Some(as_of)).await?;
     Ok(Fixed { total, as_of })
 }
+
+/// The `count` cached candles before `start_ms` that warm a session's indicators, fetched first
+/// when the cache lacks them (never before the asset's first candle). An outage of the exchange
+/// in those intervals leaves fewer: gaps stay gaps.
+pub async fn warmup(
+    pool: &PgPool,
+    binance: &Binance,
+    asset: &str,
+    timeframe: Timeframe,
+    start_ms: i64,
+    count: u32,
+    deadline: Instant,
+) -> Result<Vec<Candle>, SourceError> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let first =
+        crate::plan::first_candle(asset, timeframe).map_or(i64::MIN, |t| t.timestamp_millis());
+    let from = (start_ms - i64::from(count) * timeframe.millis()).max(first);
+    if from < start_ms {
+        ensure_cached(pool, binance, asset, timeframe, from, start_ms, deadline).await?;
+    }
+    let rows = market_data::window(
+        pool,
+        asset,
+        timeframe.as_str(),
+        i64::from(count),
+        start_ms,
+        start_ms,
+        0,
+    )
+    .await?;
+    Ok(rows.into_iter().map(candle).collect())
+}

@@ -18,6 +18,8 @@ use crate::worker::{DEFAULT_LOOKAHEAD, MAX_LOOKAHEAD};
 pub const MAX_CANDLES: i64 = 50_000;
 /// The largest starting capital accepted.
 pub const MAX_CAPITAL: f64 = 1e9;
+/// Most warm-up candles a session may ask for.
+pub const MAX_WARMUP_CANDLES: u32 = 1000;
 
 /// A backtest to start. Unknown fields are refused.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
@@ -53,6 +55,9 @@ pub struct StartBacktest {
     pub fresh_decisions: Option<bool>,
     /// USD the model may cost; the session stops (`budget`) before a call could exceed it.
     pub budget_usd: Option<f64>,
+    /// Candles before `start_date` that warm the indicators (0..1000, default 0): no decision,
+    /// no fill, not in the progress or the result.
+    pub warmup_candles: Option<u32>,
 }
 
 /// What the rules depend on besides the body.
@@ -263,6 +268,13 @@ pub fn plan_backtest(body: &StartBacktest, facts: &Facts) -> Result<NewSession, 
             "must be a positive amount of USD",
         ));
     }
+    let warmup_candles = body.warmup_candles.unwrap_or(0);
+    if warmup_candles > MAX_WARMUP_CANDLES {
+        errors.push(FieldError::new(
+            "warmup_candles",
+            format!("must be between 0 and {MAX_WARMUP_CANDLES}"),
+        ));
+    }
     let (Some(agent), Some(timeframe), Some(start), Some(end), true) =
         (&facts.agent, timeframe, start, end, errors.is_empty())
     else {
@@ -320,6 +332,7 @@ pub fn plan_backtest(body: &StartBacktest, facts: &Facts) -> Result<NewSession, 
             lookahead,
             fresh_decisions: body.fresh_decisions.unwrap_or(false),
             budget_usd: body.budget_usd,
+            warmup_candles,
         },
         total_candles: total,
     })
@@ -446,6 +459,10 @@ mod tests {
             (Box::new(|b, _| b.leverage = Some(3)), "leverage"),
             (Box::new(|b, _| b.lookahead = Some(17)), "lookahead"),
             (Box::new(|b, _| b.budget_usd = Some(0.0)), "budget_usd"),
+            (
+                Box::new(|b, _| b.warmup_candles = Some(1001)),
+                "warmup_candles",
+            ),
         ];
         for (change, field) in cases {
             let (mut b, mut f) = (body(), facts());

@@ -259,7 +259,24 @@ impl Worker {
         };
         let engine = match &s.checkpoint {
             Some(c) if !c.is_null() => Engine::restore(c)?,
-            _ => Engine::new(config.engine.clone())?,
+            _ => {
+                let mut engine = Engine::new(config.engine.clone())?;
+                // the warm-up candles move the indicators only (the checkpoint keeps them)
+                let warm = crate::candles::warmup(
+                    &self.pool,
+                    &self.binance,
+                    &s.asset,
+                    timeframe,
+                    start_ms,
+                    config.warmup_candles,
+                    deadlines.hard,
+                )
+                .await?;
+                for c in warm {
+                    engine.warm(c)?;
+                }
+                engine
+            }
         };
         let mut decider = match self.decider(&s, &snapshot, &engine).await? {
             Ok(decider) => decider,

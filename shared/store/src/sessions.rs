@@ -57,6 +57,9 @@ pub struct SessionConfig {
     /// USD the model may cost.
     #[serde(default)]
     pub budget_usd: Option<f64>,
+    /// Candles before the range's start that warm the indicators (decided on: none).
+    #[serde(default)]
+    pub warmup_candles: u32,
 }
 
 /// What a client asks of a session.

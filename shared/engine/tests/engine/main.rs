@@ -8,3 +8,4 @@ mod decision;
 mod golden;
 mod portfolio;
 mod prompts;
+mod warmup;

@@ -616,3 +616,83 @@ async fn a_start_whose_first_step_cannot_be_queued_answers_503_and_leaves_nothin
     assert!(denied.iter().all(|c| c.action == "sqs:SendMessage"));
     arena.iam.clear();
 }
+
+#[tokio::test]
+async fn warmup_candles_warm_the_indicators_before_the_start_and_count_nowhere() {
+    let mut arena = Arena::start(&[("STEP_CHUNK_CANDLES", "200")]).await;
+    arena.run_steps().await;
+    // the bundled candles from a day before the range: the warm-up reads them from the cache
+    let cached = arena
+        .load(
+            "BTCUSDT",
+            "1h",
+            "2021-01-31T00:00:00Z",
+            "2021-03-01T00:00:00Z",
+        )
+        .await;
+    let candles: Vec<engine::Candle> = cached
+        .into_iter()
+        .filter(|c| c.time >= 1_612_137_600_000)
+        .collect();
+    let (token, user) = arena.user("user_arena_warmup").await;
+    let agent = arena.agent(user, "baseline/sma-cross", None).await;
+    let mut body = start_body(agent, "2021-02-01", "2021-03-01", "instant");
+    body["warmup_candles"] = json!(30);
+    let id = arena.start_backtest(&token, body).await;
+    let session = arena
+        .wait_for(&token, id, &["completed"], Duration::from_secs(30))
+        .await;
+    assert_eq!(session["config"]["warmup_candles"], 30);
+    assert_eq!(
+        session["progress"]["total"],
+        candles.len(),
+        "warm-up not counted"
+    );
+
+    // the reference: the engine warmed on the 30 bundled candles before the start
+    let file =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/market/BTCUSDT-1h.csv");
+    let all = engine::parse_csv(&std::fs::read_to_string(file).unwrap()).unwrap();
+    let at = all.iter().position(|c| c.time == candles[0].time).unwrap();
+    let config: engine::EngineConfig =
+        serde_json::from_value(session["config"]["engine"].clone()).unwrap();
+    let mut engine = engine::Engine::new(config.clone()).unwrap();
+    for c in &all[at - 30..at] {
+        engine.warm(*c).unwrap();
+    }
+    let baseline =
+        engine::baseline::Baseline::new(engine::baseline::Kind::SmaCross, engine.indicators())
+            .unwrap();
+    for c in &candles {
+        engine.step(*c, |ctx| baseline.decide(ctx)).unwrap();
+    }
+    let (_, metrics) = engine.finish().unwrap();
+    assert_eq!(
+        session["result"]["metrics"],
+        store::steps::metrics_json(&metrics),
+        "the step chain warms up as the engine does"
+    );
+    // and it is not the unwarmed run: sma_30 is defined from the first candle
+    let (_, cold) = super::reference(config, &candles, |_| String::new());
+    assert_ne!(
+        session["result"]["metrics"],
+        store::steps::metrics_json(&cold)
+    );
+    let (status, bad) = arena
+        .call(
+            Method::POST,
+            "/api/arena/backtest/start",
+            &token,
+            Some(
+                json!({"agent_id": agent, "asset": "BTCUSDT", "timeframe": "1h",
+                        "start_date": "2021-02-01", "end_date": "2021-03-01",
+                        "warmup_candles": 1001}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 422, "{bad}");
+    assert_eq!(
+        bad["error"]["details"]["fields"][0]["field"],
+        "warmup_candles"
+    );
+}
