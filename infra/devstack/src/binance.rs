@@ -1,4 +1,5 @@
-//! A local stand-in for Binance's klines endpoint (`GET /api/v3/klines`), in its documented wire
+//! A local stand-in for Binance's klines endpoint (`GET /api/v3/klines`, and its clock,
+//! `GET /api/v3/time`), in its documented wire
 //! format: hourly candles from a fixed start with a gap the exchange really had shape (missing
 //! hours are simply absent), pages of at most `limit` rows, and rate limiting on demand (429 or 418
 //! with `Retry-After`).
@@ -39,6 +40,7 @@ impl MockBinance {
         let shared = Shared::default();
         let app = Router::new()
             .route("/api/v3/klines", get(klines))
+            .route("/api/v3/time", get(server_time))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -67,6 +69,14 @@ impl MockBinance {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
+}
+
+/// `GET /api/v3/time`: the exchange's clock (this machine's: every candle served is long closed).
+async fn server_time() -> Response {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    axum::Json(json!({ "serverTime": now })).into_response()
 }
 
 /// The mock's candle at hour `h` (deterministic prices).

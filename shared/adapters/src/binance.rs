@@ -1,6 +1,9 @@
 //! Binance spot klines (PLATFORM.md, market data): `GET {BINANCE_BASE_URL}/api/v3/klines` with
 //! `symbol`, `interval`, `startTime`, `endTime` (inclusive, ms) and `limit` (at most 1,000);
-//! rows are `[openTime, "open", "high", "low", "close", "volume", closeTime, ...]`. Pages of 1,000
+//! rows are `[openTime, "open", "high", "low", "close", "volume", closeTime, ...]`. A candle is
+//! closed when its `closeTime` is earlier than the exchange's clock (`GET /api/v3/time`,
+//! `serverTime`), never judged by the local clock: the candle still forming (usually the last
+//! row) is dropped, so nobody caches or decides on it. Pages of 1,000
 //! until the range is covered; 429 (rate limited) and 418 (banned for ignoring 429s) are waited
 //! out for their `Retry-After` before trying again, when the wait and the next request fit
 //! before the caller's deadline. Gaps in the exchange's data are kept.
@@ -88,8 +91,20 @@ impl Binance {
         }
     }
 
-    /// Every candle of `symbol` at `interval` (`1h`, `1d`, ...) whose open time is in
-    /// `[start_ms, end_ms)`, in order, page after page, all before `deadline`.
+    /// The exchange's clock (`GET /api/v3/time`), epoch milliseconds.
+    pub async fn server_time(&self, deadline: Instant) -> Result<i64, BinanceError> {
+        let body = self
+            .get(&format!("{}/api/v3/time", self.base_url), deadline)
+            .await?;
+        serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v.get("serverTime").and_then(Value::as_i64))
+            .ok_or_else(|| BinanceError::InvalidBody(body.chars().take(200).collect()))
+    }
+
+    /// Every closed candle of `symbol` at `interval` (`1h`, `1d`, ...) whose open time is in
+    /// `[start_ms, end_ms)`, in order, page after page, all before `deadline` (the exchange's
+    /// clock is read first).
     pub async fn klines(
         &self,
         symbol: &str,
@@ -98,10 +113,13 @@ impl Binance {
         end_ms: i64,
         deadline: Instant,
     ) -> Result<Vec<Kline>, BinanceError> {
+        let now = self.server_time(deadline).await?;
         let mut out: Vec<Kline> = Vec::new();
         let mut from = start_ms;
         while from < end_ms {
-            let page = self.page(symbol, interval, from, end_ms, deadline).await?;
+            let page = self
+                .page(symbol, interval, from, end_ms, now, deadline)
+                .await?;
             let Some(&(last, ..)) = page.last() else {
                 break;
             };
@@ -116,7 +134,7 @@ impl Binance {
     }
 
     /// One page: at most [`PAGE`] candles whose open time is in `[start_ms, end_ms)`, from the
-    /// first. A request's timeout ends at `deadline` at the latest (none starts with less than
+    /// first, closed before the exchange time `closed_before` (ms). A request's timeout ends at `deadline` at the latest (none starts with less than
     /// [`MIN_REQUEST`] left); a `Retry-After` is waited out only when the next request still has
     /// that much time after it.
     pub async fn page(
@@ -125,6 +143,7 @@ impl Binance {
         interval: &str,
         start_ms: i64,
         end_ms: i64,
+        closed_before: i64,
         deadline: Instant,
     ) -> Result<Vec<Kline>, BinanceError> {
         // both go into the query string as they are
@@ -135,6 +154,26 @@ impl Binance {
             )));
         }
         let end = end_ms - 1;
+        let body = self
+            .get(
+                &format!(
+                    "{}/api/v3/klines?symbol={symbol}&interval={interval}&startTime={start_ms}&endTime={end}&limit={PAGE}",
+                    self.base_url
+                ),
+                deadline,
+            )
+            .await?;
+        Ok(parse_rows(&body)?
+            .into_iter()
+            .filter(|(k, close_time)| {
+                k.0 >= start_ms && k.0 < end_ms && *close_time < closed_before
+            })
+            .map(|(k, _)| k)
+            .collect())
+    }
+
+    /// The body of a 200 to GET `url`; 429 and 418 waited out (see [`Binance::page`]).
+    async fn get(&self, url: &str, deadline: Instant) -> Result<String, BinanceError> {
         for _ in 0..ATTEMPTS {
             let left = deadline.saturating_duration_since(Instant::now());
             if left < MIN_REQUEST {
@@ -142,10 +181,7 @@ impl Binance {
             }
             let response = self
                 .http
-                .get(format!(
-                    "{}/api/v3/klines?symbol={symbol}&interval={interval}&startTime={start_ms}&endTime={end}&limit={PAGE}",
-                    self.base_url
-                ))
+                .get(url)
                 .timeout(self.timeout.min(left))
                 .send()
                 .await
@@ -173,9 +209,7 @@ impl Binance {
                     body: body.chars().take(200).collect(),
                 });
             }
-            let mut rows = parse(&body)?;
-            rows.retain(|k| k.0 >= start_ms && k.0 < end_ms);
-            return Ok(rows);
+            return Ok(body);
         }
         Err(BinanceError::RateLimited)
     }
@@ -183,6 +217,11 @@ impl Binance {
 
 /// Reads a klines body: numbers as JSON strings (prices, volume) or numbers (times).
 pub fn parse(body: &str) -> Result<Vec<Kline>, BinanceError> {
+    Ok(parse_rows(body)?.into_iter().map(|(k, _)| k).collect())
+}
+
+/// [`parse`], with each row's `closeTime` (field 6).
+fn parse_rows(body: &str) -> Result<Vec<(Kline, i64)>, BinanceError> {
     let rows: Vec<Vec<Value>> =
         serde_json::from_str(body).map_err(|e| BinanceError::InvalidBody(e.to_string()))?;
     let number = |v: &Value| match v {
@@ -195,7 +234,8 @@ pub fn parse(body: &str) -> Result<Vec<Kline>, BinanceError> {
             let bad = || BinanceError::InvalidBody(format!("row {row:?}"));
             let time = row.first().and_then(Value::as_i64).ok_or_else(bad)?;
             let f = |i: usize| row.get(i).and_then(number).ok_or_else(bad);
-            Ok((time, f(1)?, f(2)?, f(3)?, f(4)?, f(5)?))
+            let close_time = row.get(6).and_then(Value::as_i64).ok_or_else(bad)?;
+            Ok(((time, f(1)?, f(2)?, f(3)?, f(4)?, f(5)?), close_time))
         })
         .collect()
 }
@@ -220,6 +260,10 @@ mod tests {
             )]
         );
         assert!(parse("[[1, \"x\"]]").is_err());
+        assert!(
+            parse(r#"[[1,"1","1","1","1","1"]]"#).is_err(),
+            "no close time"
+        );
         assert!(parse("{}").is_err());
     }
 }

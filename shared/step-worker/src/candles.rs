@@ -56,12 +56,24 @@ pub async fn ensure_cached(
 ) -> Result<Fixed, SourceError> {
     let tf = timeframe.as_str();
     let step = timeframe.millis();
-    let now = Utc::now().timestamp_millis();
-    let stretches = market_data::missing(pool, asset, tf, start_ms, end_ms, step, now).await?;
+    // closure is judged by the exchange's clock; a candle is asked for only when it may have
+    // closed even on a clock an interval ahead of ours, and then the exchange's clock decides
+    let guess = Utc::now().timestamp_millis() + step;
+    let mut stretches =
+        market_data::missing(pool, asset, tf, start_ms, end_ms, step, guess).await?;
+    let exchange_now = if stretches.is_empty() {
+        guess
+    } else {
+        let now = binance.server_time(deadline).await?;
+        stretches = market_data::missing(pool, asset, tf, start_ms, end_ms, step, now).await?;
+        now
+    };
     for (first, last) in stretches {
         let mut from = first;
         while from <= last {
-            let page = binance.page(asset, tf, from, last + step, deadline).await?;
+            let page = binance
+                .page(asset, tf, from, last + step, exchange_now, deadline)
+                .await?;
             let rows: Vec<market_data::CandleRow> = page.to_vec();
             market_data::insert(pool, asset, tf, "binance", &rows).await?;
             let full = page.len() == PAGE;

@@ -92,3 +92,43 @@ async fn a_retry_after_that_would_outlast_the_deadline_ends_the_fetch_at_once() 
 }
 
 mod limiter;
+
+#[tokio::test]
+async fn closure_is_the_exchanges_clock_against_each_rows_close_time() {
+    let mock = MockBinance::start().await.unwrap();
+    let binance = client(&mock);
+    let now = binance.server_time(far()).await.unwrap();
+    let local = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    assert!((now - local).abs() < 5_000, "the exchange's serverTime");
+    // an exchange time inside the fourth hour: that candle is still forming
+    let forming = START_MS + 3 * HOUR_MS + 1_234;
+    let rows = binance
+        .page(
+            "BTCUSDT",
+            "1h",
+            START_MS,
+            START_MS + 10 * HOUR_MS,
+            forming,
+            far(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows, [candle(0), candle(1), candle(2)]);
+    // the close time is `open + length - 1`: at exactly that millisecond it is not yet closed
+    let edge = START_MS + 3 * HOUR_MS - 1;
+    let rows = binance
+        .page(
+            "BTCUSDT",
+            "1h",
+            START_MS,
+            START_MS + 10 * HOUR_MS,
+            edge,
+            far(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+}
