@@ -172,6 +172,85 @@ impl Binance {
             .collect())
     }
 
+    /// The latest `limit` (1..1000) candles of `symbol` at `interval` whose open time is at or
+    /// before `end_ms` and that closed before the exchange time `closed_before` (a warm-up:
+    /// `endTime` and `limit`, no `startTime`), in order.
+    pub async fn latest(
+        &self,
+        symbol: &str,
+        interval: &str,
+        end_ms: i64,
+        limit: usize,
+        closed_before: i64,
+        deadline: Instant,
+    ) -> Result<Vec<Kline>, BinanceError> {
+        let plain = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric());
+        if !plain(symbol) || !plain(interval) {
+            return Err(BinanceError::InvalidBody(format!(
+                "symbol {symbol:?} and interval {interval:?} must be letters and digits"
+            )));
+        }
+        let limit = limit.clamp(1, PAGE);
+        let body = self
+            .get(
+                &format!(
+                    "{}/api/v3/klines?symbol={symbol}&interval={interval}&endTime={end_ms}&limit={limit}",
+                    self.base_url
+                ),
+                deadline,
+            )
+            .await?;
+        Ok(parse_rows(&body)?
+            .into_iter()
+            .filter(|(k, close_time)| k.0 <= end_ms && *close_time < closed_before)
+            .map(|(k, _)| k)
+            .collect())
+    }
+
+    /// The last traded price of each of `symbols` (`GET /api/v3/ticker/price?symbols=[...]`, one
+    /// request), as the exchange quoted it.
+    pub async fn prices(
+        &self,
+        symbols: &[&str],
+        deadline: Instant,
+    ) -> Result<Vec<(String, f64)>, BinanceError> {
+        if symbols
+            .iter()
+            .any(|s| s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric()))
+        {
+            return Err(BinanceError::InvalidBody(
+                "symbols must be letters and digits".into(),
+            ));
+        }
+        // the JSON array, URL-encoded: ["A","B"] -> %5B%22A%22,%22B%22%5D
+        let list = symbols
+            .iter()
+            .map(|s| format!("%22{s}%22"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let body = self
+            .get(
+                &format!("{}/api/v3/ticker/price?symbols=%5B{list}%5D", self.base_url),
+                deadline,
+            )
+            .await?;
+        let rows: Vec<Value> = serde_json::from_str(&body)
+            .map_err(|_| BinanceError::InvalidBody(body.chars().take(200).collect()))?;
+        rows.iter()
+            .map(|row| {
+                let symbol = row.get("symbol").and_then(Value::as_str);
+                let price = row
+                    .get("price")
+                    .and_then(Value::as_str)
+                    .and_then(|p| p.parse::<f64>().ok());
+                match (symbol, price) {
+                    (Some(s), Some(p)) => Ok((s.to_owned(), p)),
+                    _ => Err(BinanceError::InvalidBody(format!("ticker row {row}"))),
+                }
+            })
+            .collect()
+    }
+
     /// The body of a 200 to GET `url`; 429 and 418 waited out (see [`Binance::page`]).
     async fn get(&self, url: &str, deadline: Instant) -> Result<String, BinanceError> {
         for _ in 0..ATTEMPTS {

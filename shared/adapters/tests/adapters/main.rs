@@ -132,3 +132,109 @@ async fn closure_is_the_exchanges_clock_against_each_rows_close_time() {
         .unwrap();
     assert_eq!(rows.len(), 2);
 }
+
+/// Four hours of bundled-shape candles from 2021-02-01T00:00Z.
+fn recorded_rows() -> Vec<(i64, f64, f64, f64, f64, f64)> {
+    (0..4)
+        .map(|h| {
+            let o = 33_000.0 + h as f64 * 100.0;
+            (
+                1_612_137_600_000 + h * HOUR_MS,
+                o,
+                o + 80.0,
+                o - 50.0,
+                o + 60.0,
+                1_000.0,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_recorded_market_serves_the_forming_candle_last_and_the_client_drops_it() {
+    let t0 = 1_612_137_600_000;
+    // the clock half-way through the third hour
+    let mock = MockBinance::recorded(
+        "BTCUSDT",
+        "1h",
+        recorded_rows(),
+        t0 + 2 * HOUR_MS + HOUR_MS / 2,
+    )
+    .await
+    .unwrap();
+    let binance = client(&mock);
+    let now = binance.server_time(far()).await.unwrap();
+    assert_eq!(now, t0 + 2 * HOUR_MS + HOUR_MS / 2);
+    let all = binance
+        .page("BTCUSDT", "1h", t0, t0 + 10 * HOUR_MS, i64::MAX, far())
+        .await
+        .unwrap();
+    assert_eq!(
+        all.len(),
+        3,
+        "the forming candle is the last row; the fourth does not exist yet"
+    );
+    assert_eq!(all[2].4, 33_200.0 + 30.0, "partial close half-way");
+    let closed = binance
+        .page("BTCUSDT", "1h", t0, t0 + 10 * HOUR_MS, now, far())
+        .await
+        .unwrap();
+    assert_eq!(closed, recorded_rows()[..2]);
+    // a warm-up: the latest closed candles up to an open time
+    let warm = binance
+        .latest("BTCUSDT", "1h", t0 + 2 * HOUR_MS, 2, now, far())
+        .await
+        .unwrap();
+    assert_eq!(
+        warm,
+        recorded_rows()[1..2],
+        "the latest 2 rows hold one closed candle"
+    );
+    assert!(
+        mock.requests()
+            .iter()
+            .any(|r| r.contains("endTime") && !r.contains("startTime"))
+    );
+    // the clock moves: the third candle closes with its final values
+    mock.advance(HOUR_MS);
+    let now = binance.server_time(far()).await.unwrap();
+    let closed = binance
+        .page("BTCUSDT", "1h", t0, t0 + 10 * HOUR_MS, now, far())
+        .await
+        .unwrap();
+    assert_eq!(closed, recorded_rows()[..3]);
+    // the ticker quotes the forming candle's price so far
+    let prices = binance.prices(&["BTCUSDT"], far()).await.unwrap();
+    assert_eq!(prices, [("BTCUSDT".to_owned(), 33_300.0 + 30.0)]);
+    assert!(binance.prices(&["DOGEUSDT"], far()).await.is_err());
+}
+
+#[tokio::test]
+async fn server_errors_and_a_hang_are_errors_the_caller_sees() {
+    let mock = MockBinance::start().await.unwrap();
+    let binance = Binance::new(&BinanceConfig {
+        base_url: mock.base_url.clone(),
+        timeout: Duration::from_secs(1),
+    });
+    mock.fail_any_next(&[500, 503]);
+    for status in [500, 503] {
+        match binance.server_time(far()).await {
+            Err(adapters::binance::BinanceError::UnexpectedStatus { status: s, body }) => {
+                assert_eq!(s, status);
+                assert!(body.contains("\"code\""), "{body}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    mock.hang_next(1);
+    let started = Instant::now();
+    assert!(matches!(
+        binance.prices(&["BTCUSDT"], far()).await,
+        Err(adapters::binance::BinanceError::Network(_))
+    ));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "abandoned at the timeout"
+    );
+    assert!(binance.prices(&["BTCUSDT"], far()).await.is_ok());
+}
