@@ -175,6 +175,15 @@ fn session_field(message: &Value) -> Result<Uuid, ErrorData> {
 }
 
 /// The `error` event's payload for a refused message.
+/// A topic as a client names it: `price` (with its `asset`), or the session's topic.
+fn shown(topic: String, asset: &Option<String>) -> String {
+    if asset.is_some() {
+        "price".into()
+    } else {
+        topic
+    }
+}
+
 fn refusal(code: &str, message: impl Into<String>) -> ErrorData {
     ErrorData {
         code: code.into(),
@@ -234,19 +243,20 @@ impl Ws {
                 Ok(())
             }
             "subscribe" | "unsubscribe" => {
-                let (topic, session_id) = match message.get("topic").and_then(Value::as_str) {
+                let (topic, session_id, asset) = match message.get("topic").and_then(Value::as_str)
+                {
                     Some("price") => {
                         let asset = text(&message, "asset")?;
                         if !store::SUPPORTED_ASSETS.contains(&asset) {
                             return Err(refusal(
-                                "bad_message",
+                                "bad_request",
                                 format!(
                                     "asset: must be one of {}",
                                     store::SUPPORTED_ASSETS.join(", ")
                                 ),
                             ));
                         }
-                        (price_topic(asset), None)
+                        (price_topic(asset), None, Some(asset.to_owned()))
                     }
                     Some(other) => {
                         return Err(refusal(
@@ -265,7 +275,7 @@ impl Ws {
                         {
                             return Err(not_found());
                         }
-                        (session_topic(session), Some(session))
+                        (session_topic(session), Some(session), None)
                     }
                 };
                 let registry = self.publisher.registry();
@@ -285,10 +295,15 @@ impl Ws {
                             .map(standing),
                         None => None,
                     };
-                    Event::Subscribed(Subscription { topic, session })
+                    Event::Subscribed(Subscription {
+                        topic: shown(topic, &asset),
+                        asset,
+                        session,
+                    })
                 } else {
                     Event::Unsubscribed(Subscription {
-                        topic,
+                        topic: shown(topic, &asset),
+                        asset,
                         session: None,
                     })
                 };

@@ -132,8 +132,11 @@ pub struct PriceUpdate {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Subscription {
-    /// `session#<uuid>` or `price#<asset>`.
+    /// `session#<uuid>`, or `price` (with `asset`).
     pub topic: String,
+    /// The asset of a price subscription.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset: Option<String>,
     /// On subscribing to a session: where it stands (every later event has a greater `seq`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<Standing>,

@@ -20,8 +20,8 @@ use futures::StreamExt;
 use platform::{AwsConfig, ConfigError, Env, FromEnv};
 use uuid::Uuid;
 
-use crate::events::Envelope;
-use crate::registry::{Registry, session_topic};
+use crate::events::{Envelope, Event, PriceUpdate};
+use crate::registry::{Registry, price_topic, session_topic};
 
 /// API Gateway's WebSocket frame limit, in bytes (also for posts to `@connections`).
 pub const FRAME_LIMIT: usize = 32 * 1024;
@@ -184,28 +184,44 @@ impl Publisher {
                 return Report::default();
             }
         };
-        let frames = pack(session_id, events);
+        self.deliver(connections, pack(session_id, events)).await
+    }
+
+    /// Pushes `price_update` (`session_id` and `seq` null) to the subscribers of `asset`'s
+    /// price, and to no one else.
+    pub async fn publish_price(&self, update: PriceUpdate) -> Report {
+        let connections = match self.registry.subscribers(&price_topic(&update.asset)).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(asset = %update.asset, error = %e, "no subscriber list; price not pushed");
+                return Report::default();
+            }
+        };
+        let frame = Envelope::other(&Event::PriceUpdate(update), None, Utc::now()).to_json();
+        self.deliver(connections, vec![frame]).await
+    }
+
+    /// Posts `frames`, in order, to each of `connections` (a connection that fails stops taking
+    /// the rest: they would fail the same way, or arrive out of order).
+    async fn deliver(&self, connections: Vec<String>, frames: Vec<String>) -> Report {
         let mut report = Report {
             frames: frames.len(),
             ..Report::default()
         };
         let frames = &frames;
         let results: Vec<(usize, usize, Delivery)> = futures::stream::iter(connections.clone())
-            .map(|connection: String| {
-                async move {
-                    let (mut posts, mut bytes) = (0, 0);
-                    for frame in frames {
-                        match self.post_retrying(&connection, frame).await {
-                            Delivery::Sent => {
-                                posts += 1;
-                                bytes += frame.len();
-                            }
-                            // the rest would fail the same way, or arrive out of order
-                            other => return (posts, bytes, other),
+            .map(|connection: String| async move {
+                let (mut posts, mut bytes) = (0, 0);
+                for frame in frames {
+                    match self.post_retrying(&connection, frame).await {
+                        Delivery::Sent => {
+                            posts += 1;
+                            bytes += frame.len();
                         }
+                        other => return (posts, bytes, other),
                     }
-                    (posts, bytes, Delivery::Sent)
                 }
+                (posts, bytes, Delivery::Sent)
             })
             .buffer_unordered(self.concurrency)
             .collect()

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use alphalab_devstack::{TokenIssuer, TokenSpec};
 use futures::SinkExt;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::{frame, next, send, start};
 
@@ -75,7 +75,7 @@ async fn ping_answers_pong_and_every_bad_message_gets_an_error_event_on_a_usable
         ),
         (
             json!({"action": "subscribe", "topic": "price", "asset": "DOGE"}).to_string(),
-            "bad_message",
+            "bad_request",
             "BTCUSDT",
         ),
         (
@@ -155,7 +155,12 @@ async fn subscriptions_are_only_to_ones_own_sessions_and_strangers_cannot_tell_t
         json!({"action": "subscribe", "topic": "price", "asset": "BTCUSDT"}),
     )
     .await;
-    assert_eq!(next(&mut bob).await["data"]["topic"], "price#BTCUSDT");
+    let subscribed = next(&mut bob).await;
+    assert_eq!(
+        subscribed["data"],
+        json!({"topic": "price", "asset": "BTCUSDT"})
+    );
+    assert_eq!(subscribed["session_id"], Value::Null);
     send(
         &mut alice,
         json!({"action": "unsubscribe", "session_id": session}),

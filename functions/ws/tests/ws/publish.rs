@@ -202,3 +202,54 @@ async fn two_hundred_connections_each_receive_their_own_events() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_price_reaches_its_assets_subscribers_only_until_they_unsubscribe() {
+    let rig = start().await;
+    let mut btc = rig.connect_as("user_price_a").await;
+    let mut eth = rig.connect_as("user_price_b").await;
+    let mut idle = rig.connect_as("user_price_c").await;
+    for (client, asset) in [(&mut btc, "BTCUSDT"), (&mut eth, "ETHUSDT")] {
+        send(
+            client,
+            json!({"action": "subscribe", "topic": "price", "asset": asset}),
+        )
+        .await;
+        let answer = next(client).await;
+        assert_eq!(answer["event"], "subscribed");
+        assert_eq!(answer["data"], json!({"topic": "price", "asset": asset}));
+    }
+    let update = |price: f64| realtime::events::PriceUpdate {
+        asset: "BTCUSDT".into(),
+        price,
+        time: "2026-12-04T20:00:00Z".into(),
+    };
+    // (other tests of this process may hold price subscriptions in the same table: the
+    // assertions are on what these clients receive)
+    let report = rig.ws.publisher.publish_price(update(97_001.5)).await;
+    assert!(report.posts >= 1, "{report:?}");
+    let got = next(&mut btc).await;
+    assert_eq!(got["event"], "price_update");
+    assert_eq!(got["session_id"], Value::Null);
+    assert_eq!(got["seq"], Value::Null);
+    assert_eq!(
+        got["data"],
+        json!({"asset": "BTCUSDT", "price": 97_001.5, "time": "2026-12-04T20:00:00Z"})
+    );
+    assert!(
+        frame(&mut eth, Duration::from_millis(200)).await.is_none(),
+        "another asset"
+    );
+    assert!(
+        frame(&mut idle, Duration::from_millis(200)).await.is_none(),
+        "no subscription"
+    );
+    send(
+        &mut btc,
+        json!({"action": "unsubscribe", "topic": "price", "asset": "BTCUSDT"}),
+    )
+    .await;
+    assert_eq!(next(&mut btc).await["event"], "unsubscribed");
+    rig.ws.publisher.publish_price(update(97_002.0)).await;
+    assert!(frame(&mut btc, Duration::from_millis(200)).await.is_none());
+}

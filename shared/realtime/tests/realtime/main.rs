@@ -110,6 +110,7 @@ fn examples() -> Vec<Envelope> {
         (
             Event::Subscribed(Subscription {
                 topic: format!("session#{session}"),
+                asset: None,
                 session: Some(Standing {
                     status: "running".into(),
                     finished: false,
@@ -130,7 +131,8 @@ fn examples() -> Vec<Envelope> {
         ),
         (
             Event::Unsubscribed(Subscription {
-                topic: "price#BTCUSDT".into(),
+                topic: "price".into(),
+                asset: Some("BTCUSDT".into()),
                 session: None,
             }),
             None,
