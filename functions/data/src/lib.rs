@@ -178,20 +178,12 @@ async fn candles(
     Query(q): Query<CandlesParams>,
 ) -> ApiResult<Json<CandlesResponse>> {
     let mut p = Params::new();
-    let asset = match q.asset.as_deref() {
-        None => {
-            p.reject("asset", "required");
-            None
-        }
-        raw => p.one_of("asset", raw, store::SUPPORTED_ASSETS),
-    };
-    let timeframe = match q.timeframe.as_deref() {
-        None => {
-            p.reject("timeframe", "required");
-            None
-        }
-        raw => p.one_of("timeframe", raw, store::SUPPORTED_TIMEFRAMES),
-    };
+    let asset = p.required("asset", q.asset.as_deref(), store::SUPPORTED_ASSETS);
+    let timeframe = p.required(
+        "timeframe",
+        q.timeframe.as_deref(),
+        store::SUPPORTED_TIMEFRAMES,
+    );
     let mut bound = |name: &str, raw: Option<&str>| match raw {
         None => {
             p.reject(name, "required: RFC 3339 or YYYY-MM-DD");
@@ -241,8 +233,13 @@ async fn candles(
         end.map_or(0, |t| t.timestamp_millis()),
         names.join(",")
     );
+    // a cursor names a candle of this query's range (anything else was not given out)
+    let range = start
+        .zip(end)
+        .map_or(0..0, |(s, e)| s.timestamp_millis()..e.timestamp_millis());
     let from: Option<i64> = p.cursor(q.cursor.as_deref(), |c| {
-        store::page::decode_key(&tag, c)?.parse().ok()
+        let t: i64 = store::page::decode_key(&tag, c)?.parse().ok()?;
+        range.contains(&t).then_some(t)
     });
     p.finish()?;
     let (Some(asset), Some(timeframe), Some(start), Some(end), Some(mut set)) =

@@ -151,16 +151,8 @@ async fn export(
         .await?
         .ok_or(ApiError::NotFound("result"))?;
     let mut p = Params::new();
-    let required = |p: &mut Params, name: &str, raw: Option<&str>, allowed| match raw {
-        None => {
-            p.reject(name, format!("required: one of {}", allowed_list(allowed)));
-            None
-        }
-        raw => p.one_of(name, raw, allowed),
-    };
-    let format = required(&mut p, "format", q.format.as_deref(), &["csv", "json"]);
-    let part = required(
-        &mut p,
+    let format = p.required("format", q.format.as_deref(), &["csv", "json"]);
+    let part = p.required(
         "part",
         q.part.as_deref(),
         &["trades", "equity", "reasoning"],
@@ -211,10 +203,6 @@ async fn export(
     Ok(page.response(id, body, next))
 }
 
-fn allowed_list(allowed: &[&str]) -> String {
-    allowed.join(", ")
-}
-
 async fn equity_rows(
     api: &ApiState,
     user_id: Uuid,
@@ -222,7 +210,7 @@ async fn equity_rows(
     after: Option<i64>,
     limit: i64,
 ) -> ApiResult<Vec<EquityRow>> {
-    let from = after.map_or(0, |a| a + 1);
+    let from = after.map_or(0, |a| a.saturating_add(1));
     let rows = results::equity_rows(&api.pool, user_id, at.session_id, from, limit).await?;
     Ok(rows
         .into_iter()

@@ -245,20 +245,11 @@ async fn trades(
         .await?
         .ok_or(ApiError::NotFound("result"))?;
     let mut trades = results::trades(&api.pool, user.id, at.session_id, after, limit + 1).await?;
-    let next = cut(&mut trades, limit, |t| i64::from(t.trade_no));
+    let next = store::page::cut(&mut trades, limit, |t| i64::from(t.trade_no));
     Ok(Json(TradesResponse {
         trades,
         next_cursor: next.map(|n| row_cursor("trades", n)),
     }))
-}
-
-/// Cuts `rows` (fetched with `limit + 1`) to `limit`: the last row's key when more follow.
-fn cut<T>(rows: &mut Vec<T>, limit: i64, key: impl Fn(&T) -> i64) -> Option<i64> {
-    let limit = usize::try_from(limit).unwrap_or(0);
-    (rows.len() > limit).then(|| {
-        rows.truncate(limit);
-        rows.last().map(key)
-    })?
 }
 
 /// The reasoning list's parameters.
@@ -295,7 +286,7 @@ async fn reasoning(
         .await?
         .ok_or(ApiError::NotFound("result"))?;
     let mut rows = results::reasoning(&api.pool, user.id, &at, action, after, limit + 1).await?;
-    let next = cut(&mut rows, limit, |t| t.candle_index);
+    let next = store::page::cut(&mut rows, limit, |t| t.candle_index);
     Ok(Json(ReasoningResponse {
         reasoning: rows,
         next_cursor: next.map(|n| row_cursor(&tag, n)),

@@ -65,6 +65,19 @@ impl Params {
         found
     }
 
+    /// One of `allowed`, which must be given (`None`, and the error, when absent or not one).
+    pub fn required(
+        &mut self,
+        name: &str,
+        raw: Option<&str>,
+        allowed: &[&'static str],
+    ) -> Option<&'static str> {
+        if raw.is_none() {
+            self.reject(name, format!("required: one of {}", allowed.join(", ")));
+        }
+        self.one_of(name, raw, allowed)
+    }
+
     /// `true` or `false` (`None` when absent).
     pub fn boolean(&mut self, name: &str, raw: Option<&str>) -> Option<bool> {
         self.one_of(name, raw, &["true", "false"])
@@ -134,10 +147,11 @@ mod tests {
         p.one_of("sort", Some("name"), &["created_at"]);
         p.uuid("agent_id", Some("x"));
         p.cursor(Some("zz"), |_| None::<()>);
+        assert_eq!(p.required("format", None, &["csv"]), None);
         let Err(ApiError::Validation(fields)) = p.finish() else {
             panic!("expected a validation error")
         };
         let names: Vec<_> = fields.iter().map(|f| f.field.as_str()).collect();
-        assert_eq!(names, ["limit", "sort", "agent_id", "cursor"]);
+        assert_eq!(names, ["limit", "sort", "agent_id", "cursor", "format"]);
     }
 }

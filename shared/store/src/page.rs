@@ -44,9 +44,9 @@ pub fn decode_key(tag: &str, text: &str) -> Option<String> {
     raw.strip_prefix(tag)?.strip_prefix('|').map(str::to_owned)
 }
 
-/// Cuts `rows` (fetched with `LIMIT limit + 1`, newest first) to `limit`: the cursor of the next
-/// page when there is one, made from the page's last row by `key`.
-pub fn cut<T>(rows: &mut Vec<T>, limit: i64, key: impl Fn(&T) -> Cursor) -> Option<Cursor> {
+/// Cuts `rows` (fetched with `LIMIT limit + 1`, in the list's order) to `limit`: the key of the
+/// next page's cursor when there is one, made from the page's last row by `key`.
+pub fn cut<T, K>(rows: &mut Vec<T>, limit: i64, key: impl Fn(&T) -> K) -> Option<K> {
     let limit = usize::try_from(limit).unwrap_or(0);
     if rows.len() > limit {
         rows.truncate(limit);

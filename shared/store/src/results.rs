@@ -222,16 +222,12 @@ pub async fn list(
         .bind(q.limit + 1)
         .fetch_all(pool)
         .await?;
-    let limit = usize::try_from(q.limit).unwrap_or(0);
-    let next = (rows.len() > limit).then(|| {
-        rows.truncate(limit);
-        rows.last().map(|r| ResultCursor {
-            created_at: r.created_at,
-            total_return_pct: r.total_return_pct,
-            id: r.id,
-        })
+    let next = crate::page::cut(&mut rows, q.limit, |r| ResultCursor {
+        created_at: r.created_at,
+        total_return_pct: r.total_return_pct,
+        id: r.id,
     });
-    Ok((rows, next.flatten()))
+    Ok((rows, next))
 }
 
 /// Aggregates over exactly the results a list with the same filter returns.

@@ -1083,6 +1083,12 @@ async fn verify_is_limited_per_address_and_other_addresses_and_routes_are_not() 
     let (token, user) = arena.user("user_verify_limit").await;
     let hold = arena.agent(user, "baseline/buy-and-hold", None).await;
     let up = run(&arena, &token, hold, "2021-02-01", "2021-03-01").await;
+    // this user turned certificate notifications off
+    sqlx::query("UPDATE user_settings SET notify_certificate_issued = false WHERE user_id = $1")
+        .bind(user)
+        .execute(&arena.pool)
+        .await
+        .unwrap();
     let (status, cert) = arena
         .call(
             Method::POST,
@@ -1098,6 +1104,20 @@ async fn verify_is_limited_per_address_and_other_addresses_and_routes_are_not() 
         let (status, _, _) = verify_from(&arena, "127.0.0.3", typed).await;
         assert!(status == 200 || status == 404, "{status}");
     }
+    let (_, feed) = arena
+        .call(Method::GET, "/api/notifications", &token, None)
+        .await;
+    let kinds: Vec<&str> = feed["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["test_completed"],
+        "notify_certificate_issued is off"
+    );
     let (status, headers, body) = verify_from(&arena, "127.0.0.3", code).await;
     assert_eq!(status, 429, "{body}");
     assert_eq!(body["error"]["code"], "rate_limited");
