@@ -1,8 +1,11 @@
-//! The arena endpoint group (DESIGN section 3), backtests:
+//! The arena endpoint group (DESIGN section 3), backtests and forward tests:
 //!
 //! | route | answer |
 //! |---|---|
 //! | `POST /api/arena/backtest/start` | 201 `{"session", "subscribe"}`: stored and its first step queued; nothing slow happens here |
+//! | `POST /api/arena/forward/start` | 201 `{"session", "subscribe"}`: stored and its first step queued (no exchange call here) |
+//! | `GET /api/arena/forward/active` | 200 `{"sessions": [...]}`: the caller's forward sessions pending, running or stopping |
+//! | `POST /api/arena/forward/{id}/stop` | 200 `{"session"}` `stopping`: its step finalises it `completed` |
 //! | `GET /api/arena/sessions` | 200 `{"sessions": [...], "next_cursor"}`, newest first; `limit` (1..100, 20), `cursor` |
 //! | `GET /api/arena/sessions/{id}` | 200 `{"session"}`: status, progress, live stats, `result` once finished |
 //! | `POST /api/arena/backtest/{id}/pause` (`/resume`, `/stop`) | 200 `{"session"}` in its new state |
@@ -11,8 +14,9 @@
 //! The controls are `step_worker::Controls`, the service the WebSocket actions use too: each
 //! answers at once (a running step reads the change between candles) and its event reaches
 //! subscribers through the session's step, in seq order. The start rules are
-//! `step_worker::plan::plan_backtest`; this crate routes. Another user's session is a 404,
-//! controls included.
+//! `step_worker::plan::plan_backtest` and `plan_forward`; this crate routes. Another user's
+//! session is a 404, controls included. A forward session is not paused, resumed or sped up
+//! (409 `not_supported`).
 
 use axum::Router;
 use axum::extract::{FromRef, State as AxumState};
@@ -22,7 +26,7 @@ use platform::error::ErrorBody;
 use platform::extract::{Json, Path, Query};
 use platform::{ApiConfig, ApiError, ApiResult, ApiState, ConfigError, Env, FieldError, FromEnv};
 use serde::{Deserialize, Serialize};
-use step_worker::plan::{Facts, StartBacktest, plan_backtest};
+use step_worker::plan::{Facts, StartBacktest, StartForward, plan_backtest, plan_forward};
 use step_worker::{Controls, StepMessage, StepQueue, StepsConfig};
 use store::sessions::{self, Control, NotStarted, Refused, Session};
 use utoipa::openapi::OpenApi;
@@ -30,14 +34,16 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-/// The variables this function reads: the API's, `STEPS_QUEUE_URL`, and
-/// `MAX_ACTIVE_SESSIONS_PER_USER` (1..1000, default 5: sessions pending, running or paused at
-/// once per user).
+/// The variables this function reads: the API's, `STEPS_QUEUE_URL`,
+/// `MAX_ACTIVE_SESSIONS_PER_USER` (1..1000, default 5: backtests pending, running or paused at
+/// once per user) and `FORWARD_MAX_ACTIVE` (1..1000, default 10: forward sessions pending,
+/// running or stopping at once per user).
 #[derive(Debug, Clone)]
 pub struct Config {
     pub api: ApiConfig,
     pub steps: StepsConfig,
     pub max_active_sessions: i64,
+    pub forward_max_active: i64,
 }
 
 impl FromEnv for Config {
@@ -46,6 +52,7 @@ impl FromEnv for Config {
             api: ApiConfig::from_env(env)?,
             steps: StepsConfig::from_env(env)?,
             max_active_sessions: env.number("MAX_ACTIVE_SESSIONS_PER_USER", 5, 1..=1_000)?,
+            forward_max_active: env.number("FORWARD_MAX_ACTIVE", 10, 1..=1_000)?,
         })
     }
 }
@@ -55,7 +62,10 @@ impl FromEnv for Config {
 pub struct State {
     pub api: ApiState,
     pub controls: Controls,
+    #[from_ref(skip)]
     pub max_active_sessions: i64,
+    #[from_ref(skip)]
+    pub forward_max_active: i64,
 }
 
 impl State {
@@ -69,6 +79,7 @@ impl State {
             api,
             controls,
             max_active_sessions: config.max_active_sessions,
+            forward_max_active: config.forward_max_active,
         })
     }
 }
@@ -83,6 +94,9 @@ pub fn api() -> OpenApiRouter<State> {
         .routes(routes!(resume))
         .routes(routes!(stop))
         .routes(routes!(speed))
+        .routes(routes!(forward_start))
+        .routes(routes!(forward_active))
+        .routes(routes!(forward_stop))
 }
 
 /// The routes with their state, unfinished: the local tool merges them with other functions'.
@@ -153,7 +167,7 @@ async fn start(
     user: AuthUser,
     Json(body): Json<StartBacktest>,
 ) -> ApiResult<(StatusCode, Json<StartedResponse>)> {
-    let facts = Facts::load(&state.api.pool, user.id, &body)
+    let facts = Facts::load(&state.api.pool, user.id, body.agent_id)
         .await?
         .ok_or(ApiError::NotFound("user"))?;
     let new = plan_backtest(&body, &facts).map_err(ApiError::Validation)?;
@@ -165,12 +179,22 @@ async fn start(
             return Err(ApiError::LimitReached {
                 code: "session_limit_reached",
                 message: format!(
-                    "you have {active} sessions pending, running or paused (at most {}): stop or finish one first",
+                    "you have {active} backtests pending, running or paused (at most {}): stop or finish one first",
                     state.max_active_sessions
                 ),
             });
         }
     };
+    launch(&state, &user, session).await
+}
+
+/// Sends a stored session's first step; a session whose step cannot be queued is removed (the
+/// client may simply retry).
+async fn launch(
+    state: &State,
+    user: &AuthUser,
+    session: Session,
+) -> ApiResult<(StatusCode, Json<StartedResponse>)> {
     let first = StepMessage {
         session_id: session.id,
         user_id: user.id,
@@ -181,7 +205,7 @@ async fn start(
         sessions::discard_unstarted(&state.api.pool, user.id, session.id).await?;
         return Err(ApiError::Unavailable(e.to_string()));
     }
-    tracing::info!(session_id = %session.id, "backtest started");
+    tracing::info!(session_id = %session.id, kind = %session.kind, "session started");
     let subscribe = Subscribe {
         action: "subscribe",
         session_id: session.id,
@@ -250,6 +274,15 @@ async fn control(
             return Err(ApiError::Conflict {
                 field: None,
                 message: format!("cannot {} a session that is {status}", control.verb()),
+            });
+        }
+        Err(Refused::NotSupported) => {
+            return Err(ApiError::LimitReached {
+                code: "not_supported",
+                message: format!(
+                    "cannot {} a forward session: it decides each candle when it closes (stop it instead)",
+                    control.verb()
+                ),
             });
         }
     }
@@ -322,4 +355,77 @@ async fn speed(
         )]));
     }
     control(&state, &user, id, Control::Speed(body.speed)).await
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ActiveResponse {
+    /// Newest first; at most `FORWARD_MAX_ACTIVE`.
+    pub sessions: Vec<Session>,
+}
+
+/// Starts a forward test: validates, stores the session and sends its first step (which reads
+/// the exchange's clock, anchors the session and loads its warm-up).
+#[utoipa::path(post, path = "/api/arena/forward/start", tag = "arena", security(("bearer" = [])),
+    request_body = StartForward,
+    responses((status = 201, body = StartedResponse), (status = 401, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "`forward_limit_reached`: the user has FORWARD_MAX_ACTIVE forward sessions pending, running or stopping"),
+              (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
+async fn forward_start(
+    AxumState(state): AxumState<State>,
+    user: AuthUser,
+    Json(body): Json<StartForward>,
+) -> ApiResult<(StatusCode, Json<StartedResponse>)> {
+    let facts = Facts::load(&state.api.pool, user.id, body.agent_id)
+        .await?
+        .ok_or(ApiError::NotFound("user"))?;
+    let new = plan_forward(&body, &facts).map_err(ApiError::Validation)?;
+    let session = match sessions::create(&state.api.pool, user.id, &new, state.forward_max_active)
+        .await?
+    {
+        Ok(session) => session,
+        Err(NotStarted::TooManyActive { active }) => {
+            return Err(ApiError::LimitReached {
+                code: "forward_limit_reached",
+                message: format!(
+                    "you have {active} forward tests pending, running or stopping (at most {}): stop one first",
+                    state.forward_max_active
+                ),
+            });
+        }
+    };
+    launch(&state, &user, session).await
+}
+
+/// The caller's forward sessions pending, running or stopping, newest first.
+#[utoipa::path(get, path = "/api/arena/forward/active", tag = "arena", security(("bearer" = [])),
+    responses((status = 200, body = ActiveResponse), (status = 401, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
+async fn forward_active(
+    AxumState(api): AxumState<ApiState>,
+    user: AuthUser,
+) -> ApiResult<Json<ActiveResponse>> {
+    let sessions = sessions::active_forward(&api.pool, user.id).await?;
+    Ok(Json(ActiveResponse { sessions }))
+}
+
+/// Stops a forward session: 200 at once with status `stopping`; its next step closes any
+/// position at the last decided candle's close, writes the result and ends it `completed`.
+/// Stopping a session that is stopping already sends its step again.
+#[utoipa::path(post, path = "/api/arena/forward/{id}/stop", tag = "arena", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = SessionResponse), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody)))]
+#[tracing::instrument(skip_all, fields(session_id = %id))]
+async fn forward_stop(
+    AxumState(state): AxumState<State>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<SessionResponse>> {
+    // a backtest's id is not a forward session
+    match sessions::find(&state.api.pool, user.id, id).await? {
+        Some(s) if s.kind == "forward" => {}
+        _ => return Err(ApiError::NotFound("session")),
+    }
+    control(&state, &user, id, Control::Stop).await
 }

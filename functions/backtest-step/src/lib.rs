@@ -45,13 +45,15 @@ impl FromEnv for Config {
 
 /// The worker, built once per cold start (no network I/O until the first step).
 pub async fn worker(config: &Config) -> Result<Worker, sqlx::Error> {
+    let pool = platform::db::pool(&config.database)?;
+    let gate = Arc::new(step_worker::gate::PgGate { pool: pool.clone() });
     Ok(Worker {
-        pool: platform::db::pool(&config.database)?,
+        pool,
         publisher: Arc::new(Publisher::new(&config.realtime).await),
         queue: StepQueue::new(&config.steps).await,
         keys: Arc::new(config.keys.clone()),
         openrouter: OpenRouter::new(config.openrouter.clone()),
-        binance: Binance::new(&config.binance),
+        binance: Binance::new(&config.binance).with_gate(gate),
         config: config.worker.clone(),
         retry: RetryPolicy::default(),
         faults: Arc::default(),

@@ -199,7 +199,7 @@ fn standing(s: sessions::Standing) -> Standing {
         speed: s.speed,
         progress: StandingProgress {
             cursor: s.cursor.max(0) as u64,
-            total: s.total.max(0) as u64,
+            total: s.total.map(|t| t.max(0) as u64),
         },
         stats: s.stats,
         position: s.position.filter(|p| !p.is_null()),
@@ -339,6 +339,15 @@ impl Ws {
                         return Err(refusal(
                             "conflict",
                             format!("cannot {} a session that is {status}", control.verb()),
+                        ));
+                    }
+                    Err(Refused::NotSupported) => {
+                        return Err(refusal(
+                            "not_supported",
+                            format!(
+                                "cannot {} a forward session: it decides each candle when it closes (stop it instead)",
+                                control.verb()
+                            ),
                         ));
                     }
                 };

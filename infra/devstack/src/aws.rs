@@ -53,6 +53,8 @@ pub struct TemplateResources {
     pub tables: Vec<TableSpec>,
     pub queues: Vec<QueueSpec>,
     pub mappings: Vec<SqsMappingSpec>,
+    /// Every function's timeout (seconds), by logical id.
+    pub timeouts: std::collections::HashMap<String, u64>,
 }
 
 /// A scalar, or a `!Ref` to a parameter read at its default.
@@ -159,6 +161,7 @@ impl TemplateResources {
                         })
                         .and_then(|t| t.parse().ok())
                         .unwrap_or(3);
+                    out.timeouts.insert(id.clone(), timeout);
                     let events = prop("Events").and_then(Value::as_mapping);
                     for (_, event) in events.into_iter().flatten() {
                         if event.get("Type").and_then(text).as_deref() != Some("SQS") {

@@ -70,6 +70,8 @@ struct Shared {
     requests: Arc<Mutex<Vec<String>>>,
     /// Every request's path and query, in order.
     all: Arc<Mutex<Vec<String>>>,
+    /// The `Retry-After` (seconds) of a 429 or 418.
+    retry_after: Arc<AtomicI64>,
 }
 
 impl Shared {
@@ -132,6 +134,7 @@ impl MockBinance {
             failures: Arc::default(),
             requests: Arc::default(),
             all: Arc::default(),
+            retry_after: Arc::new(AtomicI64::new(1)),
         };
         let app = Router::new()
             .route("/api/v3/klines", get(klines))
@@ -167,8 +170,13 @@ impl MockBinance {
         self.shared.now()
     }
 
+    /// The `Retry-After` of the next 429s and 418s (seconds; 1 until set).
+    pub fn set_retry_after(&self, secs: i64) {
+        self.shared.retry_after.store(secs, Ordering::SeqCst);
+    }
+
     /// The next klines requests answer these statuses before the data again: 429 and 418 with
-    /// `Retry-After: 1`, others (500, 503, ...) without.
+    /// `Retry-After` ([`MockBinance::set_retry_after`]), others (500, 503, ...) without.
     pub fn fail_next(&self, statuses: &[u16]) {
         lock(&self.shared.failures).extend(
             statuses
@@ -232,7 +240,10 @@ async fn intercept(shared: &Shared, uri: &Uri) -> Option<Response> {
         }
         Failure::Status(status @ (429 | 418)) => (
             StatusCode::from_u16(status).unwrap_or(StatusCode::TOO_MANY_REQUESTS),
-            [(header::RETRY_AFTER, "1")],
+            [(
+                header::RETRY_AFTER,
+                shared.retry_after.load(Ordering::SeqCst).to_string(),
+            )],
             axum::Json(json!({"code": -1003, "msg": "Too many requests; current limit is 6000 request weight per 1 MINUTE."})),
         )
             .into_response(),

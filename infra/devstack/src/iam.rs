@@ -307,6 +307,7 @@ pub const FUNCTIONS: &[&str] = &[
     "WsFunction",
     "BacktestStepFunction",
     "StepWatchdogFunction",
+    "ForwardTickFunction",
 ];
 
 /// The endpoint of each of [`FUNCTIONS`] in front of `upstream` (moto), judged by the policies of

@@ -48,6 +48,7 @@ impl States {
                 queue: step_worker::StepQueue::new(&arena_config.steps).await,
             },
             max_active_sessions: arena_config.max_active_sessions,
+            forward_max_active: arena_config.forward_max_active,
         };
         let certificates = alphalab_certificates::State::with(
             api.clone(),

@@ -50,6 +50,10 @@ pub(crate) struct ServeArgs {
     /// Seconds between two runs of the step-watchdog (every minute in AWS).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     watchdog_interval: u64,
+    /// Seconds between two runs of forward-tick (every minute in AWS): a forward session's
+    /// candle is decided within one tick of its close, and the price feed moves once per tick.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    tick_interval: u64,
     /// Answer OpenRouter's chat-completions and key routes in process with the demo models
     /// (deterministic, free: no key, no network); seeds a demo key and a model agent.
     #[arg(long)]
@@ -249,8 +253,20 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         step_timeout,
         crate::steps::VISIBILITY_SECS as i32,
     )?;
-    let (_poller, _worker) =
+    let (_poller, worker) =
         crate::steps::start(&as_function("BacktestStepFunction"), mapping).await?;
+    // the queue lived in moto's memory: every session with work left gets a step again (the
+    // version protocol makes one that was not lost harmless)
+    let resumed = crate::steps::resume_unfinished(&pool, &worker.queue).await?;
+    if resumed > 0 {
+        println!("resumed {resumed} unfinished sessions (their steps were sent again)");
+    }
+    // forward-tick: candles, forward sessions' steps and prices, every --tick-interval seconds
+    let _tick = crate::steps::start_tick(
+        &as_function("ForwardTickFunction"),
+        std::time::Duration::from_secs(args.tick_interval),
+    )
+    .await?;
     // the step-watchdog: on a timer, and on the dead-letter queue
     let _watchdog = match &dead_letters {
         Some(dlq) => Some(
@@ -308,6 +324,13 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     }
     println!("  Postgres   {database_url}");
     println!("  AWS (moto) {aws_endpoint}");
+    println!(
+        "  Exchange   {} (forward-tick every {} s)",
+        vars.get("BINANCE_BASE_URL")
+            .map(String::as_str)
+            .unwrap_or("https://data-api.binance.vision"),
+        args.tick_interval
+    );
     println!();
     match (&issuer, &external_clerk) {
         (Some(issuer), _) => {

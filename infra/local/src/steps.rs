@@ -1,7 +1,7 @@
 //! The step chain's functions under the local stack, as Lambda runs them: `alphalab serve`,
 //! the benchmarks and the tests poll the steps queue (moto) with an event source mapping that
 //! enforces the template's `BatchSize`, `MaximumConcurrency` and function timeout, run the
-//! step-watchdog on a timer, and feed it the dead-letter queue.
+//! step-watchdog and forward-tick on timers, and feed the watchdog the dead-letter queue.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,4 +101,72 @@ pub(crate) async fn start_watchdog(
         dead,
     )?;
     Ok((ticks, poller))
+}
+
+/// Sends a step to every session with work left (`alphalab serve` at start-up: the steps queue
+/// lived in moto's memory, so any step in flight was lost). Each goes under a deduplication id
+/// of its own; a session whose step was not lost finds it stale. Returns how many were sent.
+pub(crate) async fn resume_unfinished(
+    pool: &sqlx::PgPool,
+    queue: &step_worker::StepQueue,
+) -> Result<usize> {
+    let sessions = store::forward::unfinished(pool).await?;
+    for (session_id, user_id, version) in &sessions {
+        queue
+            .nudge(&step_worker::StepMessage {
+                session_id: *session_id,
+                user_id: *user_id,
+                version: *version,
+            })
+            .await?;
+    }
+    Ok(sessions.len())
+}
+
+/// forward-tick, local: its Lambda handler every `interval` (EventBridge's `rate(1 minute)` in
+/// AWS), each run ending before the function's timeout in template.yaml, as Lambda's would; the
+/// next run starts only after the last one ended (the template's reserved concurrency of 1).
+/// Stops when the returned handle is dropped (aborted).
+pub(crate) async fn start_tick(env: &Env<'_>, interval: Duration) -> Result<TickHandle> {
+    let config = alphalab_forward_tick::Config::from_env(env)?;
+    let ticker = alphalab_forward_tick::ticker(&config).await?;
+    let template =
+        TemplateResources::from_template(&crate::workspace_root().join("template.yaml"))?;
+    let timeout = Duration::from_secs(
+        template
+            .timeouts
+            .get("ForwardTickFunction")
+            .copied()
+            .context("template.yaml has no ForwardTickFunction timeout")?,
+    );
+    let task = tokio::spawn(async move {
+        let mut every = tokio::time::interval(interval);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let deadline = tokio::time::Instant::now() + timeout;
+            let event = serde_json::json!({
+                "version": "0", "id": uuid::Uuid::new_v4().to_string(),
+                "detail-type": "Scheduled Event", "source": "aws.events",
+                "account": "000000000000", "time": chrono::Utc::now().to_rfc3339(),
+                "region": "us-east-1", "resources": [], "detail": {}
+            });
+            let run = alphalab_forward_tick::handle(&ticker, event, deadline);
+            match tokio::time::timeout_at(deadline, run).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "forward tick failed"),
+                Err(_) => tracing::warn!("forward tick timed out (the function's timeout)"),
+            }
+        }
+    });
+    Ok(TickHandle(task))
+}
+
+/// The local forward-tick schedule; dropping it stops it.
+pub(crate) struct TickHandle(tokio::task::JoinHandle<()>);
+
+impl Drop for TickHandle {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

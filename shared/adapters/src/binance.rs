@@ -4,10 +4,15 @@
 //! closed when its `closeTime` is earlier than the exchange's clock (`GET /api/v3/time`,
 //! `serverTime`), never judged by the local clock: the candle still forming (usually the last
 //! row) is dropped, so nobody caches or decides on it. Pages of 1,000
-//! until the range is covered; 429 (rate limited) and 418 (banned for ignoring 429s) are waited
-//! out for their `Retry-After` before trying again, when the wait and the next request fit
-//! before the caller's deadline. Gaps in the exchange's data are kept.
+//! until the range is covered; 429 (rate limited) and 418 (banned for ignoring 429s) hold every
+//! request for their `Retry-After` (60 s when absent): the hold is written to the client's
+//! [`Gate`] (shared by every function and invocation), and a request waits it out only when the
+//! wait and the request fit before the caller's deadline, else it is not sent
+//! ([`BinanceError::BackingOff`]). Gaps in the exchange's data are kept.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -26,6 +31,28 @@ const ATTEMPTS: usize = 5;
 const MAX_WAIT: Duration = Duration::from_secs(120);
 /// The least time a request is started with.
 pub const MIN_REQUEST: Duration = Duration::from_secs(1);
+/// The hold after a 429 or 418 without `Retry-After`.
+pub const DEFAULT_RETRY_AFTER: u64 = 60;
+
+/// A boxed future of a [`Gate`].
+pub type GateFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where the exchange's back-off is kept so that every invocation of every function reads it
+/// (a Postgres row in AlphaLab: `store::exchange`). Errors of the store are the gate's to log:
+/// an unreadable gate lets requests through.
+pub trait Gate: Send + Sync {
+    /// Epoch milliseconds before which no request may go, if a hold is on.
+    fn until(&self) -> GateFuture<'_, Option<i64>>;
+    /// Holds every request until `until_ms`, for `reason`.
+    fn hold(&self, until_ms: i64, reason: String) -> GateFuture<'_, ()>;
+}
+
+fn epoch_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
 
 /// `BINANCE_BASE_URL` (default `https://data-api.binance.vision`, the market-data host) and
 /// `BINANCE_TIMEOUT_SECS` (default 10).
@@ -70,13 +97,28 @@ pub enum BinanceError {
     /// The request, or the wait before it, would not end before the caller's deadline.
     #[error("no time left for another Binance request before the deadline")]
     OutOfTime,
+    /// Binance rate limited us (429) or banned us for a while (418): no request goes before
+    /// this time (epoch ms).
+    #[error("Binance asked us to wait; no request before {until_ms} (epoch ms)")]
+    BackingOff { until_ms: i64 },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Binance {
     http: reqwest::Client,
     base_url: String,
     timeout: Duration,
+    gate: Option<Arc<dyn Gate>>,
+}
+
+impl std::fmt::Debug for Binance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Binance")
+            .field("base_url", &self.base_url)
+            .field("timeout", &self.timeout)
+            .field("gated", &self.gate.is_some())
+            .finish()
+    }
 }
 
 impl Binance {
@@ -88,7 +130,34 @@ impl Binance {
                 .unwrap_or_default(),
             base_url: config.base_url.clone(),
             timeout: config.timeout,
+            gate: None,
         }
+    }
+
+    /// This client with its back-off kept in `gate` (read before every request, written on a
+    /// 429 or 418).
+    pub fn with_gate(mut self, gate: Arc<dyn Gate>) -> Self {
+        self.gate = Some(gate);
+        self
+    }
+
+    /// Waits out the gate's hold when it fits before `deadline`; else the hold, as an error.
+    async fn pass_gate(&self, deadline: Instant) -> Result<(), BinanceError> {
+        let Some(gate) = &self.gate else {
+            return Ok(());
+        };
+        let Some(until_ms) = gate.until().await else {
+            return Ok(());
+        };
+        let wait = Duration::from_millis(until_ms.saturating_sub(epoch_ms()).max(0) as u64);
+        if wait.is_zero() {
+            return Ok(());
+        }
+        if wait > MAX_WAIT || Instant::now() + wait + MIN_REQUEST > deadline {
+            return Err(BinanceError::BackingOff { until_ms });
+        }
+        tokio::time::sleep(wait).await;
+        Ok(())
     }
 
     /// The exchange's clock (`GET /api/v3/time`), epoch milliseconds.
@@ -254,6 +323,7 @@ impl Binance {
     /// The body of a 200 to GET `url`; 429 and 418 waited out (see [`Binance::page`]).
     async fn get(&self, url: &str, deadline: Instant) -> Result<String, BinanceError> {
         for _ in 0..ATTEMPTS {
+            self.pass_gate(deadline).await?;
             let left = deadline.saturating_duration_since(Instant::now());
             if left < MIN_REQUEST {
                 return Err(BinanceError::OutOfTime);
@@ -267,12 +337,21 @@ impl Binance {
                 .map_err(|e| BinanceError::Network(e.without_url().to_string()))?;
             let status = response.status().as_u16();
             if status == 429 || status == 418 {
-                let wait = crate::http::retry_after(response.headers()).unwrap_or(1);
+                let wait =
+                    crate::http::retry_after(response.headers()).unwrap_or(DEFAULT_RETRY_AFTER);
+                let until_ms = epoch_ms() + (wait as i64) * 1000;
+                if let Some(gate) = &self.gate {
+                    gate.hold(until_ms, format!("Binance answered {status}"))
+                        .await;
+                }
                 if Duration::from_secs(wait) > MAX_WAIT {
                     return Err(BinanceError::WaitTooLong(wait));
                 }
                 if Instant::now() + Duration::from_secs(wait) + MIN_REQUEST > deadline {
-                    return Err(BinanceError::OutOfTime);
+                    return Err(match self.gate {
+                        Some(_) => BinanceError::BackingOff { until_ms },
+                        None => BinanceError::OutOfTime,
+                    });
                 }
                 tracing::warn!(status, wait, "Binance rate limit; waiting");
                 tokio::time::sleep(Duration::from_secs(wait)).await;

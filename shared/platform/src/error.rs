@@ -39,7 +39,8 @@ pub enum ApiError {
         field: Option<&'static str>,
         message: String,
     },
-    /// 409: a per-user limit is reached (`session_limit_reached`, ...): `code` says which.
+    /// 409 with a code of its own: a per-user limit is reached (`session_limit_reached`,
+    /// `forward_limit_reached`), or the action does not apply (`not_supported`).
     #[error("{message}")]
     LimitReached { code: &'static str, message: String },
     /// 413: the body is larger than the route accepts.

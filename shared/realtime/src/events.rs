@@ -17,17 +17,25 @@ use uuid::Uuid;
 pub struct Progress {
     /// 0-based index of this candle.
     pub index: u64,
-    pub total: u64,
+    /// `null` for a forward session (it has no end).
+    pub total: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionInitialized {
+    /// `backtest` or `forward`.
+    #[serde(rename = "type")]
+    pub kind: String,
     pub asset: String,
     pub timeframe: String,
-    pub total_candles: u64,
+    /// `null` for a forward session.
+    pub total_candles: Option<u64>,
     pub starting_capital: f64,
     pub speed: String,
     pub agent: AgentSummary,
+    /// The warm-up loaded: `{"candles", "first", "last"}` (a forward session's; a backtest's
+    /// when it asked for one).
+    pub warmup: Option<Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,6 +57,9 @@ pub struct CandleData {
     /// Indicator outputs by name; `null` while warming up.
     pub indicators: BTreeMap<String, Option<f64>>,
     pub progress: Progress,
+    /// Intervals just before this candle the exchange has no candle for (an outage).
+    #[serde(default)]
+    pub gap_before: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -157,16 +168,16 @@ pub struct Standing {
     pub last_seq: u64,
 }
 
-/// The next candle's index and how many there are.
+/// The next candle's index and how many there are (`null` for a forward session).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct StandingProgress {
     pub cursor: u64,
-    pub total: u64,
+    pub total: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorData {
-    /// `not_found`, `bad_message`, `unknown_action`, `too_large`, `conflict`, `unavailable`.
+    /// `not_found`, `bad_message`, `bad_request`, `unknown_action`, `too_large`, `conflict`, `not_supported`, `unavailable`.
     pub code: String,
     pub message: String,
 }

@@ -68,6 +68,7 @@ impl Worker {
             .and_then(|p| serde_json::to_value(crate::events::opened(p)).ok())
             .unwrap_or(Value::Null);
         let first_index = run.cursor - run.points.len() as i64;
+        let gaps = Value::Array(run.gaps.clone());
         let times: Vec<i64> = run.points.iter().map(|p| p.time).collect();
         let equity: Vec<f64> = run.points.iter().map(|p| p.equity).collect();
         let committed = steps::commit(
@@ -88,6 +89,9 @@ impl Worker {
                 position: Some(&position),
                 candles_as_of: run.candles_as_of,
                 equity: Some((first_index, &times, &equity)),
+                last_candle: run.last_time.and_then(crate::forward::time),
+                anchored: run.anchored.as_ref().map(|(a, w, f)| (*a, w, *f)),
+                gaps: run.forward().then_some(&gaps),
                 finish,
             },
         )
@@ -152,10 +156,12 @@ impl Worker {
         }));
         let mode = run.mode.clone();
         let duration = (Utc::now() - run.started_at).num_seconds().max(0);
+        let label = run.label();
         let committed = self
             .commit(
                 run,
                 Some(Finish::Result {
+                    label,
                     status,
                     result_id,
                     reason,
@@ -180,7 +186,9 @@ impl Worker {
         run.events.push(Event::SessionFailed(SessionFailed {
             reason: reason.into(),
         }));
-        self.commit(run, Some(Finish::Failed { reason })).await
+        let label = run.label();
+        self.commit(run, Some(Finish::Failed { label, reason }))
+            .await
     }
 }
 
@@ -208,7 +216,7 @@ pub async fn fail_current(
             step_version: message.version,
             checkpoint: s.checkpoint.as_ref().unwrap_or(&Value::Null),
             cursor: s.cursor,
-            total_candles: s.total_candles.unwrap_or(0),
+            total_candles: s.total_candles,
             trades: &[],
             events: 1,
             live_stats: None,
@@ -217,7 +225,17 @@ pub async fn fail_current(
             position: None,
             candles_as_of: None,
             equity: None,
-            finish: Some(Finish::Failed { reason }),
+            last_candle: None,
+            anchored: None,
+            gaps: None,
+            finish: Some(Finish::Failed {
+                label: if s.kind == "forward" {
+                    "Forward test"
+                } else {
+                    "Backtest"
+                },
+                reason,
+            }),
         },
     )
     .await?;

@@ -53,14 +53,17 @@ pub fn closed(t: &Trade) -> Event {
     })
 }
 
-/// The events of candle `index` of `total` once its decision is applied: the candle with its
-/// indicator values, the decision (every candle of a model agent, a baseline's only when it
-/// acts), the trades it closed and the position it opened.
+/// The events of candle `index` of `total` (`None`: a forward session) once its decision is
+/// applied: the candle with its indicator values and the exchange's missing intervals before it,
+/// the decision (every candle of a model agent, a baseline's only when it acts), the trades it
+/// closed and the position it opened.
+#[allow(clippy::too_many_arguments)]
 pub fn of_candle(
     engine: &Engine,
     candle: Candle,
     index: i64,
-    total: i64,
+    total: Option<i64>,
+    gap_before: i64,
     decision: &Decision,
     applied: &Applied,
     is_model: bool,
@@ -81,8 +84,9 @@ pub fn of_candle(
             .collect(),
         progress: Progress {
             index: index as u64,
-            total: total as u64,
+            total: total.map(|t| t.max(0) as u64),
         },
+        gap_before: gap_before.max(0) as u64,
     })];
     if is_model || applied.action != Action::Hold {
         events.push(Event::AiDecision(AiDecision {

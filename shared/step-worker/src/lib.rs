@@ -14,6 +14,8 @@
 //! - [`events`], [`reasons`]: what the session's subscribers and its user are told.
 //! - [`control`]: pause, resume, stop and speed, shared by the WebSocket and REST routes.
 //! - [`watchdog`]: the stalled-session and dead-letter safety net.
+//! - [`forward`]: forward sessions' anchor, warm-up and candles; [`tick`]: `forward-tick`, which
+//!   caches newly closed candles and sends their steps; [`gate`]: the exchange's shared back-off.
 //! - [`faults`]: where tests kill a step.
 
 pub mod candles;
@@ -24,11 +26,14 @@ pub mod deadline;
 pub mod decider;
 pub mod events;
 pub mod faults;
+pub mod forward;
+pub mod gate;
 pub mod plan;
 pub mod queue;
 pub mod reasons;
 pub mod reconcile;
 pub mod run;
+pub mod tick;
 pub mod watchdog;
 pub mod window;
 pub mod worker;
@@ -37,5 +42,6 @@ pub use configuration::WorkerConfig;
 pub use control::Controls;
 pub use faults::{Faults, KillPoint};
 pub use queue::{StepMessage, StepQueue, StepsConfig};
+pub use tick::{TickReport, Ticker};
 pub use watchdog::{Watchdog, WatchdogConfig};
 pub use worker::{Outcome, StepError, Worker};

@@ -60,6 +60,84 @@ pub struct StartBacktest {
     pub warmup_candles: Option<u32>,
 }
 
+/// A forward test to start: a backtest's settings without dates, speed or lookahead (it decides
+/// each candle when it closes). Unknown fields are refused.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartForward {
+    /// One of the caller's live agents.
+    pub agent_id: Uuid,
+    /// `BTCUSDT` or `ETHUSDT`.
+    pub asset: String,
+    /// `1m`, `5m`, `15m`, `1h`, `4h` or `1d`.
+    pub timeframe: String,
+    /// Default: the user's `default_capital`.
+    pub initial_capital: Option<f64>,
+    /// Fee per fill, basis points (default 10).
+    pub fee_bps: Option<f64>,
+    /// Slippage per fill, basis points (default 5).
+    pub slippage_bps: Option<f64>,
+    /// Maximum leverage, 1..the user's `max_leverage` (default 1).
+    pub leverage: Option<u8>,
+    /// Forced stop-loss, loss at the stop capped at 2 % of equity (default false).
+    pub safety_mode: Option<bool>,
+    /// Closed candles up to the start that warm the indicators (0..1000; default: the candles
+    /// after which every indicator of the agent is defined, plus one).
+    pub warmup_candles: Option<u32>,
+    /// USD the model may cost; the session stops (`budget`) before a call could exceed it.
+    pub budget_usd: Option<f64>,
+    /// Ask the model again instead of reusing answers to identical requests (default false).
+    pub fresh_decisions: Option<bool>,
+}
+
+/// The settings a backtest and a forward session share, as a body gives them.
+struct Settings<'a> {
+    asset: &'a str,
+    timeframe: &'a str,
+    initial_capital: Option<f64>,
+    fee_bps: Option<f64>,
+    slippage_bps: Option<f64>,
+    leverage: Option<u8>,
+    safety_mode: Option<bool>,
+    budget_usd: Option<f64>,
+    fresh_decisions: Option<bool>,
+    warmup_candles: Option<u32>,
+}
+
+impl<'a> From<&'a StartBacktest> for Settings<'a> {
+    fn from(b: &'a StartBacktest) -> Self {
+        Self {
+            asset: &b.asset,
+            timeframe: &b.timeframe,
+            initial_capital: b.initial_capital,
+            fee_bps: b.fee_bps,
+            slippage_bps: b.slippage_bps,
+            leverage: b.leverage,
+            safety_mode: b.safety_mode,
+            budget_usd: b.budget_usd,
+            fresh_decisions: b.fresh_decisions,
+            warmup_candles: b.warmup_candles,
+        }
+    }
+}
+
+impl<'a> From<&'a StartForward> for Settings<'a> {
+    fn from(b: &'a StartForward) -> Self {
+        Self {
+            asset: &b.asset,
+            timeframe: &b.timeframe,
+            initial_capital: b.initial_capital,
+            fee_bps: b.fee_bps,
+            slippage_bps: b.slippage_bps,
+            leverage: b.leverage,
+            safety_mode: b.safety_mode,
+            budget_usd: b.budget_usd,
+            fresh_decisions: b.fresh_decisions,
+            warmup_candles: b.warmup_candles,
+        }
+    }
+}
+
 /// What the rules depend on besides the body.
 #[derive(Debug, Clone)]
 pub struct Facts {
@@ -77,12 +155,12 @@ impl Facts {
     pub async fn load(
         pool: &PgPool,
         user_id: Uuid,
-        body: &StartBacktest,
+        agent_id: Uuid,
     ) -> Result<Option<Self>, sqlx::Error> {
         let Some(settings) = store::users::settings(pool, user_id).await? else {
             return Ok(None);
         };
-        let agent = store::agents::find(pool, user_id, body.agent_id).await?;
+        let agent = store::agents::find(pool, user_id, agent_id).await?;
         let key = match &agent {
             Some(a) if engine::baseline::Kind::from_model(&a.model).is_none() => {
                 store::api_keys::for_session(pool, user_id, a.api_key_id)
@@ -126,9 +204,8 @@ pub fn first_candle(asset: &str, timeframe: Timeframe) -> Option<DateTime<Utc>> 
     }
 }
 
-/// The session `body` asks for, or every invalid field, named (checked in one pass).
-pub fn plan_backtest(body: &StartBacktest, facts: &Facts) -> Result<NewSession, Vec<FieldError>> {
-    let mut errors = Vec::new();
+/// The agent's fitness for a session: live, and a baseline or a usable key.
+fn check_agent(facts: &Facts, errors: &mut Vec<FieldError>) {
     match &facts.agent {
         None => errors.push(FieldError::new("agent_id", "agent not found")),
         Some(a) if a.archived_at.is_some() => errors.push(FieldError::new(
@@ -153,19 +230,144 @@ pub fn plan_backtest(body: &StartBacktest, facts: &Facts) -> Result<NewSession, 
         },
         Some(_) => {}
     }
-    if !store::SUPPORTED_ASSETS.contains(&body.asset.as_str()) {
+}
+
+/// The asset and the timeframe, checked.
+fn check_market(settings: &Settings<'_>, errors: &mut Vec<FieldError>) -> Option<Timeframe> {
+    if !store::SUPPORTED_ASSETS.contains(&settings.asset) {
         errors.push(FieldError::new(
             "asset",
             format!("must be one of {}", store::SUPPORTED_ASSETS.join(", ")),
         ));
     }
-    let timeframe = Timeframe::parse(&body.timeframe);
+    let timeframe = Timeframe::parse(settings.timeframe);
     if timeframe.is_none() {
         errors.push(FieldError::new(
             "timeframe",
             format!("must be one of {}", store::SUPPORTED_TIMEFRAMES.join(", ")),
         ));
     }
+    timeframe
+}
+
+/// A backtest's and a forward session's shared settings, checked; the engine's configuration
+/// and the session's (with `lookahead` and the warm-up given) once every field is valid.
+fn configure(
+    settings: &Settings<'_>,
+    facts: &Facts,
+    timeframe: Option<Timeframe>,
+    lookahead: u32,
+    warmup_default: impl FnOnce(&[String]) -> u32,
+    mut errors: Vec<FieldError>,
+) -> Result<(Agent, Timeframe, f64, SessionConfig), Vec<FieldError>> {
+    let capital = settings.initial_capital.unwrap_or(facts.default_capital);
+    if !(capital.is_finite() && capital > 0.0 && capital <= MAX_CAPITAL) {
+        errors.push(FieldError::new(
+            "initial_capital",
+            format!("must be greater than 0 and at most {MAX_CAPITAL}"),
+        ));
+    }
+    let fee = settings.fee_bps.unwrap_or(engine::rules::DEFAULT_FEE_BPS);
+    if !(fee.is_finite() && (0.0..=1000.0).contains(&fee)) {
+        errors.push(FieldError::new("fee_bps", "must be between 0 and 1000"));
+    }
+    let slippage = settings
+        .slippage_bps
+        .unwrap_or(engine::rules::DEFAULT_SLIPPAGE_BPS);
+    if !(slippage.is_finite() && (0.0..=1000.0).contains(&slippage)) {
+        errors.push(FieldError::new(
+            "slippage_bps",
+            "must be between 0 and 1000",
+        ));
+    }
+    let leverage = settings.leverage.unwrap_or(1);
+    let max_leverage = facts.max_leverage.clamp(1, 5) as u8;
+    if !(1..=max_leverage).contains(&leverage) {
+        errors.push(FieldError::new(
+            "leverage",
+            format!("must be between 1 and your max_leverage setting ({max_leverage})"),
+        ));
+    }
+    if let Some(budget) = settings.budget_usd
+        && !(budget.is_finite() && budget > 0.0)
+    {
+        errors.push(FieldError::new(
+            "budget_usd",
+            "must be a positive amount of USD",
+        ));
+    }
+    if let Some(w) = settings.warmup_candles
+        && w > MAX_WARMUP_CANDLES
+    {
+        errors.push(FieldError::new(
+            "warmup_candles",
+            format!("must be between 0 and {MAX_WARMUP_CANDLES}"),
+        ));
+    }
+    let (Some(agent), Some(timeframe), true) = (&facts.agent, timeframe, errors.is_empty()) else {
+        return Err(errors);
+    };
+    let mut engine = EngineConfig::new(settings.asset.to_owned(), timeframe);
+    engine.initial_capital = capital;
+    engine.mode = Mode::parse(&agent.mode).unwrap_or(Mode::Omni);
+    engine.safety = settings.safety_mode.unwrap_or(false);
+    engine.max_leverage = leverage;
+    engine.fee_bps = fee;
+    engine.slippage_bps = slippage;
+    // a baseline's own indicators first, then the agent's others
+    let mut indicators: Vec<String> = engine::baseline::Kind::from_model(&agent.model)
+        .map(|k| {
+            k.required_indicators()
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    for name in &agent.indicators {
+        if !indicators.contains(name) {
+            indicators.push(name.clone());
+        }
+    }
+    engine.indicators = indicators;
+    if let Err(e) = engine::Engine::new(engine.clone()) {
+        return Err(vec![FieldError::new("agent_id", e.to_string())]);
+    }
+    let warmup_candles = settings
+        .warmup_candles
+        .unwrap_or_else(|| warmup_default(&engine.indicators));
+    let config = SessionConfig {
+        engine,
+        fee_bps: fee,
+        slippage_bps: slippage,
+        leverage,
+        safety_mode: settings.safety_mode.unwrap_or(false),
+        lookahead,
+        fresh_decisions: settings.fresh_decisions.unwrap_or(false),
+        budget_usd: settings.budget_usd,
+        warmup_candles,
+    };
+    Ok((agent.clone(), timeframe, capital, config))
+}
+
+fn snapshot(agent: &Agent) -> AgentSnapshot {
+    AgentSnapshot {
+        id: agent.id,
+        name: agent.name.clone(),
+        model: agent.model.clone(),
+        mode: agent.mode.clone(),
+        indicators: agent.indicators.clone(),
+        strategy_prompt: agent.strategy_prompt.clone(),
+        temperature: agent.temperature,
+        api_key_id: agent.api_key_id,
+    }
+}
+
+/// The session `body` asks for, or every invalid field, named (checked in one pass).
+pub fn plan_backtest(body: &StartBacktest, facts: &Facts) -> Result<NewSession, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    check_agent(facts, &mut errors);
+    let settings = Settings::from(body);
+    let timeframe = check_market(&settings, &mut errors);
     let start = parse_date(&body.start_date);
     let end = parse_date(&body.end_date);
     if start.is_none() {
@@ -218,39 +420,11 @@ pub fn plan_backtest(body: &StartBacktest, facts: &Facts) -> Result<NewSession, 
             }
         }
     }
-    let capital = body.initial_capital.unwrap_or(facts.default_capital);
-    if !(capital.is_finite() && capital > 0.0 && capital <= MAX_CAPITAL) {
-        errors.push(FieldError::new(
-            "initial_capital",
-            format!("must be greater than 0 and at most {MAX_CAPITAL}"),
-        ));
-    }
     let speed = body.speed.clone().unwrap_or_else(|| "normal".into());
     if !sessions::SPEEDS.contains(&speed.as_str()) {
         errors.push(FieldError::new(
             "speed",
             format!("must be one of {}", sessions::SPEEDS.join(", ")),
-        ));
-    }
-    let fee = body.fee_bps.unwrap_or(engine::rules::DEFAULT_FEE_BPS);
-    if !(fee.is_finite() && (0.0..=1000.0).contains(&fee)) {
-        errors.push(FieldError::new("fee_bps", "must be between 0 and 1000"));
-    }
-    let slippage = body
-        .slippage_bps
-        .unwrap_or(engine::rules::DEFAULT_SLIPPAGE_BPS);
-    if !(slippage.is_finite() && (0.0..=1000.0).contains(&slippage)) {
-        errors.push(FieldError::new(
-            "slippage_bps",
-            "must be between 0 and 1000",
-        ));
-    }
-    let leverage = body.leverage.unwrap_or(1);
-    let max_leverage = facts.max_leverage.clamp(1, 5) as u8;
-    if !(1..=max_leverage).contains(&leverage) {
-        errors.push(FieldError::new(
-            "leverage",
-            format!("must be between 1 and your max_leverage setting ({max_leverage})"),
         ));
     }
     let lookahead = body.lookahead.unwrap_or(DEFAULT_LOOKAHEAD as u32);
@@ -260,81 +434,59 @@ pub fn plan_backtest(body: &StartBacktest, facts: &Facts) -> Result<NewSession, 
             format!("must be between 1 and {MAX_LOOKAHEAD}"),
         ));
     }
-    if let Some(budget) = body.budget_usd
-        && !(budget.is_finite() && budget > 0.0)
-    {
-        errors.push(FieldError::new(
-            "budget_usd",
-            "must be a positive amount of USD",
-        ));
-    }
-    let warmup_candles = body.warmup_candles.unwrap_or(0);
-    if warmup_candles > MAX_WARMUP_CANDLES {
-        errors.push(FieldError::new(
-            "warmup_candles",
-            format!("must be between 0 and {MAX_WARMUP_CANDLES}"),
-        ));
-    }
-    let (Some(agent), Some(timeframe), Some(start), Some(end), true) =
-        (&facts.agent, timeframe, start, end, errors.is_empty())
-    else {
-        return Err(errors);
+    // a backtest's warm-up is asked for (0 keeps the range's first candles undecided-free)
+    let (agent, timeframe, capital, config) =
+        configure(&settings, facts, timeframe, lookahead, |_| 0, errors)?;
+    let (Some(start), Some(end)) = (start, end) else {
+        return Err(Vec::new());
     };
-    let mut engine = EngineConfig::new(body.asset.clone(), timeframe);
-    engine.initial_capital = capital;
-    engine.mode = Mode::parse(&agent.mode).unwrap_or(Mode::Omni);
-    engine.safety = body.safety_mode.unwrap_or(false);
-    engine.max_leverage = leverage;
-    engine.fee_bps = fee;
-    engine.slippage_bps = slippage;
-    // a baseline's own indicators first, then the agent's others
-    let mut indicators: Vec<String> = engine::baseline::Kind::from_model(&agent.model)
-        .map(|k| {
-            k.required_indicators()
-                .iter()
-                .map(|s| s.to_string())
-                .collect()
-        })
-        .unwrap_or_default();
-    for name in &agent.indicators {
-        if !indicators.contains(name) {
-            indicators.push(name.clone());
-        }
-    }
-    engine.indicators = indicators;
-    if let Err(e) = engine::Engine::new(engine.clone()) {
-        return Err(vec![FieldError::new("agent_id", e.to_string())]);
-    }
     Ok(NewSession {
+        kind: "backtest",
         agent_id: agent.id,
         asset: body.asset.clone(),
         timeframe: timeframe.as_str().into(),
-        start,
-        end,
+        start: Some(start),
+        end: Some(end),
         starting_capital: capital,
         speed,
-        agent_snapshot: AgentSnapshot {
-            id: agent.id,
-            name: agent.name.clone(),
-            model: agent.model.clone(),
-            mode: agent.mode.clone(),
-            indicators: agent.indicators.clone(),
-            strategy_prompt: agent.strategy_prompt.clone(),
-            temperature: agent.temperature,
-            api_key_id: agent.api_key_id,
-        },
-        config: SessionConfig {
-            engine,
-            fee_bps: fee,
-            slippage_bps: slippage,
-            leverage,
-            safety_mode: body.safety_mode.unwrap_or(false),
-            lookahead,
-            fresh_decisions: body.fresh_decisions.unwrap_or(false),
-            budget_usd: body.budget_usd,
-            warmup_candles,
-        },
-        total_candles: total,
+        agent_snapshot: snapshot(&agent),
+        config,
+        total_candles: Some(total),
+    })
+}
+
+/// The warm-up a forward session takes by default: the candles after which every indicator of
+/// the agent is defined, plus one (so the first decided candle has previous values too).
+pub fn default_warmup(indicators: &[String]) -> u32 {
+    engine::IndicatorSet::candles_to_define(indicators, MAX_WARMUP_CANDLES as usize)
+        .ok()
+        .flatten()
+        .map_or(MAX_WARMUP_CANDLES, |n| {
+            (n as u32 + 1).min(MAX_WARMUP_CANDLES)
+        })
+}
+
+/// The forward session `body` asks for, or every invalid field, named (checked in one pass).
+pub fn plan_forward(body: &StartForward, facts: &Facts) -> Result<NewSession, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    check_agent(facts, &mut errors);
+    let settings = Settings::from(body);
+    let timeframe = check_market(&settings, &mut errors);
+    let (agent, timeframe, capital, config) =
+        configure(&settings, facts, timeframe, 1, default_warmup, errors)?;
+    Ok(NewSession {
+        kind: "forward",
+        agent_id: agent.id,
+        asset: body.asset.clone(),
+        timeframe: timeframe.as_str().into(),
+        start: None,
+        end: None,
+        starting_capital: capital,
+        // a forward session decides each candle when it closes: no pace
+        speed: "instant".into(),
+        agent_snapshot: snapshot(&agent),
+        config,
+        total_candles: None,
     })
 }
 
@@ -394,7 +546,7 @@ mod tests {
     #[test]
     fn a_valid_body_plans_the_session_with_its_defaults() {
         let plan = plan_backtest(&body(), &facts()).unwrap();
-        assert_eq!(plan.total_candles, 31 * 24);
+        assert_eq!(plan.total_candles, Some(31 * 24));
         assert_eq!(plan.starting_capital, 10_000.0);
         assert_eq!(plan.speed, "normal");
         assert_eq!(plan.config.lookahead, DEFAULT_LOOKAHEAD as u32);
@@ -469,6 +621,36 @@ mod tests {
             change(&mut b, &mut f);
             assert_eq!(fields(plan_backtest(&b, &f)), [field], "{b:?}");
         }
+    }
+
+    #[test]
+    fn a_forward_session_warms_up_by_default_on_its_indicators_plus_one() {
+        let body = StartForward {
+            agent_id: Uuid::nil(),
+            asset: "BTCUSDT".into(),
+            timeframe: "1h".into(),
+            ..StartForward::default()
+        };
+        let plan = plan_forward(&body, &facts()).unwrap();
+        assert_eq!(plan.kind, "forward");
+        assert_eq!(
+            (plan.start, plan.end, plan.total_candles),
+            (None, None, None)
+        );
+        assert_eq!(plan.speed, "instant");
+        assert_eq!(plan.config.lookahead, 1);
+        // sma_30 defines after 30 candles; rsi_14 after 15: 30 + 1
+        assert_eq!(plan.config.warmup_candles, 31);
+        let mut b = body.clone();
+        b.warmup_candles = Some(0);
+        assert_eq!(plan_forward(&b, &facts()).unwrap().config.warmup_candles, 0);
+        b.warmup_candles = Some(1001);
+        b.asset = "DOGEUSDT".into();
+        b.leverage = Some(9);
+        assert_eq!(
+            fields(plan_forward(&b, &facts())),
+            ["asset", "leverage", "warmup_candles"]
+        );
     }
 
     #[test]

@@ -50,7 +50,16 @@ pub(crate) struct Run {
     pub(crate) speed: String,
     /// Index of the next candle.
     pub(crate) cursor: i64,
-    pub(crate) total: i64,
+    /// How many candles the session decides (`None`: a forward session, which has no end).
+    pub(crate) total: Option<i64>,
+    /// The candle length (ms).
+    pub(crate) step_ms: i64,
+    /// Open time of the last decided candle (a forward session's anchor before the first).
+    pub(crate) last_time: Option<i64>,
+    /// The exchange's gaps met so far (the session's `gaps`).
+    pub(crate) gaps: Vec<serde_json::Value>,
+    /// A forward session's first step: anchor, warm-up summary and first decidable open time.
+    pub(crate) anchored: Option<(DateTime<Utc>, serde_json::Value, DateTime<Utc>)>,
     /// The session reads only candles cached by then (fixed by its first step).
     pub(crate) candles_as_of: Option<DateTime<Utc>>,
     pub(crate) engine: Engine,
@@ -90,6 +99,20 @@ impl Run {
         matches!(self.status.as_str(), "running" | "pending")
     }
 
+    /// A forward session (no end: it waits for candles to close).
+    pub(crate) fn forward(&self) -> bool {
+        self.total.is_none()
+    }
+
+    /// How the session is named to its user.
+    pub(crate) fn label(&self) -> &'static str {
+        if self.forward() {
+            "Forward test"
+        } else {
+            "Backtest"
+        }
+    }
+
     /// Records an applied candle: its events, closed trades, equity point, and the cursor.
     pub(crate) fn applied(
         &mut self,
@@ -98,11 +121,21 @@ impl Run {
         applied: engine::Applied,
         is_model: bool,
     ) {
+        let gap_before = match self.last_time {
+            Some(last) if candle.time - last > self.step_ms => {
+                self.gaps
+                    .push(crate::forward::gap(last, candle.time, self.step_ms));
+                (candle.time - last) / self.step_ms - 1
+            }
+            _ => 0,
+        };
+        self.last_time = Some(candle.time);
         self.events.extend(crate::events::of_candle(
             &self.engine,
             candle,
             self.cursor,
             self.total,
+            gap_before,
             decision,
             &applied,
             is_model,
@@ -137,9 +170,13 @@ impl Worker {
                     continue;
                 }
                 "stopped" => return self.finish(run, "stopped", None).await,
+                // a forward session's stop is its normal end, at the last candle decided
+                "stopping" => return self.finish(run, "completed", None).await,
                 _ => {}
             }
-            if run.cursor >= run.total {
+            if let Some(total) = run.total
+                && run.cursor >= total
+            {
                 return self.finish(run, "completed", None).await;
             }
             let chat_timeout = match &*decider {
@@ -158,24 +195,46 @@ impl Worker {
                 (Decider::Model(_), true) => run.lookahead as i64,
                 _ => self.config.chunk_candles,
             };
-            let after = run.engine.context().map(|c| c.candle().time);
-            let rows: Vec<Candle> = store::market_data::next_chunk(
-                &self.pool,
-                run.engine.config().asset.as_str(),
-                run.engine.config().timeframe.as_str(),
-                start_ms,
-                after,
-                end_ms,
-                run.candles_as_of,
-                limit,
-            )
-            .await?
-            .into_iter()
-            .map(crate::candles::candle)
-            .collect();
+            let rows: Vec<Candle> = match run.forward() {
+                // a forward session decides the cached candles that follow its last one
+                true => crate::forward::decidable(
+                    &self.pool,
+                    run.engine.config().asset.as_str(),
+                    run.engine.config().timeframe,
+                    run.last_time.unwrap_or(start_ms - run.step_ms),
+                    limit,
+                )
+                .await?
+                .into_iter()
+                .map(|n| n.candle)
+                .collect(),
+                false => store::market_data::next_chunk(
+                    &self.pool,
+                    run.engine.config().asset.as_str(),
+                    run.engine.config().timeframe.as_str(),
+                    start_ms,
+                    run.engine.context().map(|c| c.candle().time),
+                    end_ms,
+                    run.candles_as_of,
+                    limit,
+                )
+                .await?
+                .into_iter()
+                .map(crate::candles::candle)
+                .collect(),
+            };
+            if rows.is_empty() && run.forward() {
+                // nothing closed to decide: the tick sends a step when a candle closes
+                if !run.events.is_empty() || run.anchored.is_some() && !committed_once {
+                    let Some(_) = self.commit(run, None).await? else {
+                        return Ok(Outcome::Stale);
+                    };
+                }
+                return Ok(Outcome::Waiting);
+            }
             if rows.is_empty() {
                 // fewer candles than counted (should not happen: the count is fixed): end here
-                run.total = run.cursor;
+                run.total = Some(run.cursor);
                 return self.finish(run, "completed", None).await;
             }
             let chunk_started = tokio::time::Instant::now();

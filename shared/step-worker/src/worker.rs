@@ -83,6 +83,9 @@ pub enum Outcome {
     Continued,
     /// Paused: no step sent (resume sends one).
     Paused,
+    /// A forward session with nothing closed to decide (or an exchange error before its
+    /// anchor): no step sent; the tick sends one when a candle closes.
+    Waiting,
     /// The session ended with this status.
     Ended(String),
 }
@@ -108,7 +111,10 @@ pub(crate) fn chain_of(s: &StepState) -> Chain {
         step_version: s.step_version,
         chain_version: s.chain_version,
         active: s.completed_at.is_none()
-            && matches!(s.status.as_str(), "pending" | "running" | "stopped"),
+            && matches!(
+                s.status.as_str(),
+                "pending" | "running" | "stopped" | "stopping"
+            ),
         over: s.completed_at.is_some() || matches!(s.status.as_str(), "completed" | "failed"),
     }
 }
@@ -232,51 +238,132 @@ impl Worker {
         }
         let snapshot = s.agent_snapshot.0.clone();
         let config = s.config.0.clone();
-        let (Some(start), Some(end), Some(timeframe)) =
-            (s.start_date, s.end_date, Timeframe::parse(&s.timeframe))
-        else {
-            let reason = crate::reasons::internal(&"the session has no date range");
+        let forward = s.kind == "forward";
+        let Some(timeframe) = Timeframe::parse(&s.timeframe) else {
+            let reason = crate::reasons::internal(&"the session has an unknown timeframe");
             crate::commit::fail_current(&self.pool, &self.publisher, message, &reason).await?;
             return Ok((Outcome::Ended("failed".into()), 0));
         };
-        let (start_ms, end_ms) = (start.timestamp_millis(), end.timestamp_millis());
-        // the first step (no checkpoint yet) makes sure every candle is cached and fixes them
-        let (total, candles_as_of) = match &s.checkpoint {
-            Some(_) => (s.total_candles.unwrap_or(0), s.candles_as_of),
-            None => {
-                let fixed = crate::candles::ensure_cached(
-                    &self.pool,
-                    &self.binance,
-                    &s.asset,
-                    timeframe,
-                    start_ms,
-                    end_ms,
-                    deadlines.hard,
-                )
-                .await?;
-                (fixed.total, Some(fixed.as_of))
-            }
+        let step_ms = timeframe.millis();
+        let restored = match &s.checkpoint {
+            Some(c) if !c.is_null() => Some(Engine::restore(c)?),
+            _ => None,
         };
-        let engine = match &s.checkpoint {
-            Some(c) if !c.is_null() => Engine::restore(c)?,
-            _ => {
-                let mut engine = Engine::new(config.engine.clone())?;
-                // the warm-up candles move the indicators only (the checkpoint keeps them)
-                let warm = crate::candles::warmup(
-                    &self.pool,
-                    &self.binance,
-                    &s.asset,
-                    timeframe,
-                    start_ms,
-                    config.warmup_candles,
-                    deadlines.hard,
-                )
-                .await?;
-                for c in warm {
-                    engine.warm(c)?;
+        let mut anchored = None;
+        let mut warmup_summary = None;
+        let (start_ms, end_ms, total, candles_as_of, engine) = if forward {
+            match (restored, s.anchor_time) {
+                (Some(engine), Some(anchor)) => {
+                    let anchor = anchor.timestamp_millis();
+                    (
+                        anchor + step_ms,
+                        crate::forward::OPEN_END_MS,
+                        None,
+                        None,
+                        engine,
+                    )
                 }
-                engine
+                _ => {
+                    // the first step: the anchor and the warm-up, by the exchange's clock
+                    let begun = match crate::forward::begin(
+                        &self.pool,
+                        &self.binance,
+                        &s.asset,
+                        timeframe,
+                        config.warmup_candles,
+                        deadlines.hard,
+                    )
+                    .await
+                    {
+                        Ok(begun) => begun,
+                        Err(crate::candles::SourceError::Database(e)) => return Err(e.into()),
+                        Err(crate::candles::SourceError::Upstream(e)) => {
+                            // an exchange error never fails a forward session: the tick sends
+                            // its step again
+                            let reason = crate::reasons::exchange(&e);
+                            store::forward::delay_one(&self.pool, s.user_id, s.id, &reason).await?;
+                            return Ok((Outcome::Waiting, 0));
+                        }
+                    };
+                    let mut engine = Engine::new(config.engine.clone())?;
+                    for c in &begun.warmup {
+                        engine.warm(*c)?;
+                    }
+                    let summary = begun.summary();
+                    let (Some(anchor), Some(first)) = (
+                        crate::forward::time(begun.anchor),
+                        crate::forward::time(begun.anchor + step_ms),
+                    ) else {
+                        return Err(StepError::MarketData(
+                            adapters::binance::BinanceError::InvalidBody(
+                                "the exchange's clock is out of range".into(),
+                            ),
+                        ));
+                    };
+                    warmup_summary = Some(summary.clone());
+                    anchored = Some((anchor, summary, first));
+                    (
+                        begun.anchor + step_ms,
+                        crate::forward::OPEN_END_MS,
+                        None,
+                        None,
+                        engine,
+                    )
+                }
             }
+        } else {
+            let (Some(start), Some(end)) = (s.start_date, s.end_date) else {
+                let reason = crate::reasons::internal(&"the session has no date range");
+                crate::commit::fail_current(&self.pool, &self.publisher, message, &reason).await?;
+                return Ok((Outcome::Ended("failed".into()), 0));
+            };
+            let (start_ms, end_ms) = (start.timestamp_millis(), end.timestamp_millis());
+            // the first step (no checkpoint yet) makes sure every candle is cached and fixes them
+            let (total, candles_as_of) = match &s.checkpoint {
+                Some(_) => (s.total_candles.unwrap_or(0), s.candles_as_of),
+                None => {
+                    let fixed = crate::candles::ensure_cached(
+                        &self.pool,
+                        &self.binance,
+                        &s.asset,
+                        timeframe,
+                        start_ms,
+                        end_ms,
+                        deadlines.hard,
+                    )
+                    .await?;
+                    (fixed.total, Some(fixed.as_of))
+                }
+            };
+            let engine = match restored {
+                Some(engine) => engine,
+                None => {
+                    let mut engine = Engine::new(config.engine.clone())?;
+                    // the warm-up candles move the indicators only (the checkpoint keeps them)
+                    let warm = crate::candles::warmup(
+                        &self.pool,
+                        &self.binance,
+                        &s.asset,
+                        timeframe,
+                        start_ms,
+                        config.warmup_candles,
+                        deadlines.hard,
+                    )
+                    .await?;
+                    if !warm.is_empty() {
+                        warmup_summary = Some(serde_json::json!({
+                            "candles": warm.len(),
+                            "first": warm.first().map(|c| crate::events::rfc3339(c.time)),
+                            "last": warm.last().map(|c| crate::events::rfc3339(c.time)),
+                        }));
+                    }
+                    for c in warm {
+                        engine.warm(c)?;
+                    }
+                    engine
+                }
+            };
+            (start_ms, end_ms, Some(total), candles_as_of, engine)
         };
         let mut decider = match self.decider(&s, &snapshot, &engine).await? {
             Ok(decider) => decider,
@@ -302,6 +389,14 @@ impl Worker {
             speed: s.speed.clone(),
             cursor: s.cursor,
             total,
+            step_ms,
+            last_time: s
+                .last_candle
+                .or(s.anchor_time)
+                .map(|t| t.timestamp_millis())
+                .or(anchored.as_ref().map(|a| a.0.timestamp_millis())),
+            gaps: s.gaps.as_array().cloned().unwrap_or_default(),
+            anchored,
             candles_as_of,
             engine,
             events: Vec::new(),
@@ -313,7 +408,11 @@ impl Worker {
             mode: snapshot.mode.clone(),
             starting_capital: s.starting_capital,
             api_key_id: snapshot.api_key_id,
-            lookahead: (config.lookahead as usize).clamp(1, MAX_LOOKAHEAD),
+            // a forward session decides one candle at a time, when it closes
+            lookahead: match forward {
+                true => 1,
+                false => (config.lookahead as usize).clamp(1, MAX_LOOKAHEAD),
+            },
             fresh: config.fresh_decisions,
             budget_usd: config.budget_usd,
             spent_usd,
@@ -333,9 +432,10 @@ impl Worker {
         if s.checkpoint.is_none() {
             run.events
                 .push(Event::SessionInitialized(SessionInitialized {
+                    kind: s.kind.clone(),
                     asset: s.asset.clone(),
                     timeframe: s.timeframe.clone(),
-                    total_candles: total.max(0) as u64,
+                    total_candles: total.map(|t| t.max(0) as u64),
                     starting_capital: s.starting_capital,
                     speed: s.speed.clone(),
                     agent: AgentSummary {
@@ -343,15 +443,33 @@ impl Worker {
                         model: snapshot.model.clone(),
                         mode: snapshot.mode.clone(),
                     },
+                    warmup: warmup_summary,
                 }));
         }
         let processed_before = run.cursor;
         let outcome = self.drive(&mut run, &mut decider, start_ms, end_ms).await?;
         let processed = run.cursor - processed_before;
-        if matches!(outcome, Outcome::Continued | Outcome::Paused)
-            && !steps::close_step(&self.pool, run.user_id, run.session_id, run.version).await?
+        if matches!(
+            outcome,
+            Outcome::Continued | Outcome::Paused | Outcome::Waiting
+        ) && !steps::close_step(&self.pool, run.user_id, run.session_id, run.version).await?
         {
             return Ok((Outcome::Stale, processed));
+        }
+        if outcome == Outcome::Waiting
+            && let Some(last) = run.last_time
+            && !crate::forward::decidable(&self.pool, &s.asset, timeframe, last, 1)
+                .await?
+                .is_empty()
+        {
+            // a candle was cached after this step looked and before it closed its chain: the
+            // tick may have read the old version, so this step sends the next one itself
+            self.queue
+                .nudge(&StepMessage {
+                    version: run.version,
+                    ..*message
+                })
+                .await?;
         }
         if outcome == Outcome::Continued {
             self.faults.before_send();

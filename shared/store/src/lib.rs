@@ -25,6 +25,8 @@ pub mod candle_time;
 pub mod certificates;
 pub mod dashboard;
 pub mod decisions;
+pub mod exchange;
+pub mod forward;
 pub mod market_data;
 pub mod notifications;
 pub mod results;

@@ -104,6 +104,9 @@ pub enum Refused {
     NotFound,
     /// The session's status does not allow it (`completed` cannot be paused, ...).
     WrongState { status: String },
+    /// Not a control of this kind of session (a forward session is not paused, resumed or
+    /// sped up: it decides each candle when it closes).
+    NotSupported,
 }
 
 /// Whether `session_id` is one of the caller's sessions.
@@ -117,9 +120,10 @@ pub async fn owns(pool: &PgPool, user_id: Uuid, session_id: Uuid) -> Result<bool
 
 /// The statement of a control: `$1` user, `$2` session, `$3` the event's time (RFC 3339), `$4`
 /// the new speed. The new status and the announcing event are computed from the old row, the
-/// event numbered `event_seq + 1` and appended to the outbox.
+/// event numbered `event_seq + 1` and appended to the outbox. `$types` are the session types
+/// the control applies to.
 macro_rules! control_sql {
-    ($status:literal, $event:literal, $data:literal, $allowed:literal) => {
+    ($status:literal, $event:literal, $data:literal, $allowed:literal, $types:literal) => {
         concat!(
             "WITH old AS (SELECT status FROM test_sessions WHERE user_id = $1 AND id = $2 FOR UPDATE)
              UPDATE test_sessions s SET status = ", $status, ", speed = coalesce($4, s.speed),
@@ -131,6 +135,7 @@ macro_rules! control_sql {
                      'ts', $3::text, 'data', ", $data, "))
              FROM old
              WHERE s.user_id = $1 AND s.id = $2 AND s.status IN (", $allowed, ")
+               AND s.type IN (", $types, ")
              RETURNING s.status, s.speed, s.version, old.status AS was, s.outbox -> -1 AS envelope"
         )
     };
@@ -151,7 +156,8 @@ pub async fn control(
                 "'paused'",
                 "session_paused",
                 "jsonb_build_object('status', 'paused', 'speed', s.speed)",
-                "'pending', 'running'"
+                "'pending', 'running'",
+                "'backtest'"
             ),
             None,
         ),
@@ -160,7 +166,8 @@ pub async fn control(
                 "'running'",
                 "session_resumed",
                 "jsonb_build_object('status', 'running', 'speed', s.speed)",
-                "'paused'"
+                "'paused'",
+                "'backtest'"
             ),
             None,
         ),
@@ -168,10 +175,13 @@ pub async fn control(
         // and sets completed_at then
         Control::Stop => (
             control_sql!(
-                "'stopped'",
+                // a backtest ends `stopped`; a forward session is `stopping` until its step
+                // finalises it `completed` (the user's stop is a forward test's normal end)
+                "(CASE WHEN s.type = 'forward' THEN 'stopping' ELSE 'stopped' END)",
                 "session_stopped",
-                "jsonb_build_object('status', 'stopped', 'speed', s.speed, 'reason', 'stopped by the user')",
-                "'pending', 'running', 'paused'"
+                "jsonb_build_object('status', (CASE WHEN s.type = 'forward' THEN 'stopping' ELSE 'stopped' END), 'speed', s.speed, 'reason', 'stopped by the user')",
+                "'pending', 'running', 'paused'",
+                "'backtest', 'forward'"
             ),
             None,
         ),
@@ -180,7 +190,8 @@ pub async fn control(
                 "s.status",
                 "session_speed_changed",
                 "jsonb_build_object('status', s.status, 'speed', $4::text)",
-                "'pending', 'running', 'paused'"
+                "'pending', 'running', 'paused'",
+                "'backtest'"
             ),
             Some(speed.as_str()),
         ),
@@ -196,19 +207,24 @@ pub async fn control(
     if let Some(done) = updated {
         return Ok(Ok(done));
     }
-    let row: Option<(String, String, i64, Option<DateTime<Utc>>)> = sqlx::query_as(
-        "SELECT status, speed, version, completed_at FROM test_sessions WHERE user_id = $1 AND id = $2",
+    let row: Option<(String, String, String, i64, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "SELECT type, status, speed, version, completed_at FROM test_sessions WHERE user_id = $1 AND id = $2",
     )
     .bind(user_id)
     .bind(session_id)
     .fetch_optional(pool)
     .await?;
-    let Some((status, speed, version, completed_at)) = row else {
+    let Some((kind, status, speed, version, completed_at)) = row else {
         return Ok(Err(Refused::NotFound));
     };
+    if kind == "forward" && !matches!(control, Control::Stop) {
+        return Ok(Err(Refused::NotSupported));
+    }
     let repeat = match control {
         Control::Resume => matches!(status.as_str(), "pending" | "running"),
-        Control::Stop => status == "stopped" && completed_at.is_none(),
+        Control::Stop => {
+            matches!(status.as_str(), "stopped" | "stopping") && completed_at.is_none()
+        }
         _ => false,
     };
     if repeat {
@@ -230,27 +246,33 @@ pub enum NotStarted {
     TooManyActive { active: i64 },
 }
 
-/// A new backtest session, validated by the caller (the arena function).
+/// A new session, validated by the caller (the arena function).
 #[derive(Debug, Clone)]
 pub struct NewSession {
+    /// `backtest` or `forward`.
+    pub kind: &'static str,
     pub agent_id: Uuid,
     pub asset: String,
     pub timeframe: String,
-    pub start: DateTime<Utc>,
-    pub end: DateTime<Utc>,
+    /// A backtest's range; a forward session has none.
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
     pub starting_capital: f64,
     pub speed: String,
     pub agent_snapshot: AgentSnapshot,
     pub config: SessionConfig,
-    /// Candles expected in `[start, end)` (the first step counts the real ones: gaps stay gaps).
-    pub total_candles: i64,
+    /// Candles expected in `[start, end)` (the first step counts the real ones: gaps stay gaps);
+    /// `None` for a forward session.
+    pub total_candles: Option<i64>,
 }
 
-/// How far a session is: the next candle's index and how many there are.
+/// How far a session is: the candles decided (the next one's index), how many there are
+/// (`null` for a forward session), and the open time of the last decided one.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Progress {
     pub cursor: i64,
-    pub total: i64,
+    pub total: Option<i64>,
+    pub last_candle: Option<DateTime<Utc>>,
 }
 
 /// How a run's decisions were obtained and what they cost.
@@ -354,7 +376,8 @@ pub struct Session {
     /// `backtest` or `forward`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// `pending`, `running`, `paused`, `completed`, `stopped` or `failed`.
+    /// `pending`, `running`, `paused` (a backtest), `stopping` (a forward session whose stop is
+    /// being finalised), `completed`, `stopped` or `failed`.
     pub status: String,
     /// Why a session stopped or failed.
     pub reason: Option<String>,
@@ -373,6 +396,17 @@ pub struct Session {
     #[schema(value_type = Object)]
     pub config: Value,
     pub progress: Progress,
+    /// A forward session's warm-up once loaded: `{"candles", "first", "last"}` (open times).
+    #[schema(value_type = Option<Object>)]
+    pub warmup: Option<Value>,
+    /// Intervals the exchange had no candle for: `[{"from", "to", "missing"}]` (open times of
+    /// the first and last missing candle).
+    #[schema(value_type = Vec<Object>)]
+    pub gaps: Value,
+    /// A forward session's feed: `{"status": "ok" | "delayed", "since", "reason"}` (why it is
+    /// not advancing); `null` for a backtest.
+    #[schema(value_type = Option<Object>)]
+    pub feed: Option<Value>,
     /// Live figures after the last committed candle (equity, return, trades, drawdown).
     #[schema(value_type = Option<Object>)]
     pub stats: Option<Value>,
@@ -411,6 +445,10 @@ struct SessionRow {
     config: Value,
     cursor: i64,
     total_candles: Option<i64>,
+    last_candle: Option<DateTime<Utc>>,
+    warmup: Option<Value>,
+    gaps: Value,
+    feed: Option<Value>,
     live_stats: Option<Value>,
     open_position: Option<Value>,
     model_calls: i64,
@@ -449,7 +487,7 @@ impl From<SessionRow> for Session {
         };
         Self {
             id: r.id,
-            kind: r.kind,
+            kind: r.kind.clone(),
             status: r.status,
             reason: r.failure_reason,
             agent_id: r.agent_id,
@@ -463,7 +501,19 @@ impl From<SessionRow> for Session {
             config: r.config,
             progress: Progress {
                 cursor: r.cursor,
-                total: r.total_candles.unwrap_or(0),
+                total: match r.kind.as_str() {
+                    "forward" => None,
+                    _ => Some(r.total_candles.unwrap_or(0)),
+                },
+                last_candle: r.last_candle,
+            },
+            warmup: r.warmup,
+            gaps: r.gaps,
+            feed: match r.kind.as_str() {
+                "forward" => Some(r.feed.unwrap_or_else(
+                    || serde_json::json!({"status": "ok", "since": r.created_at, "reason": null}),
+                )),
+                _ => None,
             },
             stats: r.live_stats,
             position: r.open_position,
@@ -481,25 +531,29 @@ impl From<SessionRow> for Session {
 
 macro_rules! session_select {
     () => {
-        concat!("SELECT s.id, s.type AS kind, s.status, s.failure_reason, s.agent_id, s.agent_snapshot,
+        concat!(
+            "SELECT s.id, s.type AS kind, s.status, s.failure_reason, s.agent_id, s.agent_snapshot,
                 s.asset, s.timeframe, s.start_date, s.end_date, s.starting_capital, s.speed,
-                s.config, s.cursor, s.total_candles, s.live_stats, s.open_position, s.model_calls,
+                s.config, s.cursor, s.total_candles, s.last_candle, s.warmup, s.gaps, s.feed,
+                s.live_stats, s.open_position, s.model_calls,
                 s.model_cost_usd,
                 s.cached_decisions, ",
-        wasted_calls!(), " AS speculative_calls_wasted,
+            wasted_calls!(),
+            " AS speculative_calls_wasted,
                 s.started_at, s.completed_at, s.created_at,
                 r.id AS result_id, r.final_equity, r.metrics, r.model_calls AS r_model_calls,
                 r.cached_decisions AS r_cached_decisions,
                 r.speculative_calls_wasted AS r_speculative_calls_wasted,
                 r.model_cost_usd AS r_model_cost_usd
          FROM test_sessions s
-         LEFT JOIN test_results r ON r.user_id = s.user_id AND r.session_id = s.id ")
+         LEFT JOIN test_results r ON r.user_id = s.user_id AND r.session_id = s.id "
+        )
     };
 }
 
-/// Stores a new backtest session (`pending`, version 0) and records `test_started`, unless the
-/// user already has `max_active` sessions pending, running or paused (checked under a lock on
-/// the user's row, so two starts at once cannot both pass).
+/// Stores a new session (`pending`, version 0) and records `test_started`, unless the user
+/// already has `max_active` sessions of its type pending, running, paused or stopping (checked
+/// under a lock on the user's row, so two starts at once cannot both pass).
 pub async fn create(
     pool: &PgPool,
     user_id: Uuid,
@@ -513,9 +567,11 @@ pub async fn create(
         .await?;
     let active: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM test_sessions
-         WHERE user_id = $1 AND completed_at IS NULL AND status IN ('pending', 'running', 'paused')",
+         WHERE user_id = $1 AND type = $2 AND completed_at IS NULL
+           AND status IN ('pending', 'running', 'paused', 'stopping')",
     )
     .bind(user_id)
+    .bind(new.kind)
     .fetch_one(&mut *tx)
     .await?;
     if active >= max_active {
@@ -524,7 +580,7 @@ pub async fn create(
     let id: Uuid = sqlx::query_scalar(
         "INSERT INTO test_sessions (user_id, agent_id, type, asset, timeframe, start_date, end_date,
              starting_capital, speed, agent_snapshot, config, total_candles, last_watched_at)
-         VALUES ($1, $2, 'backtest', $3, $4, $5, $6, $7, $8, $9, $10, $11, now())
+         VALUES ($1, $2, $12, $3, $4, $5, $6, $7, $8, $9, $10, $11, now())
          RETURNING id",
     )
     .bind(user_id)
@@ -538,6 +594,7 @@ pub async fn create(
     .bind(sqlx::types::Json(&new.agent_snapshot))
     .bind(sqlx::types::Json(&new.config))
     .bind(new.total_candles)
+    .bind(new.kind)
     .fetch_one(&mut *tx)
     .await?;
     crate::activity::record(
@@ -546,7 +603,8 @@ pub async fn create(
         "test_started",
         "session",
         id,
-        serde_json::json!({ "agent_id": new.agent_id, "asset": new.asset, "timeframe": new.timeframe }),
+        serde_json::json!({ "agent_id": new.agent_id, "asset": new.asset,
+                            "timeframe": new.timeframe, "type": new.kind }),
     )
     .await?;
     tx.commit().await?;
@@ -565,7 +623,8 @@ pub struct Standing {
     pub finished: bool,
     pub speed: String,
     pub cursor: i64,
-    pub total: i64,
+    /// `None` for a forward session.
+    pub total: Option<i64>,
     pub stats: Option<Value>,
     pub position: Option<Value>,
     pub last_seq: i64,
@@ -579,7 +638,9 @@ pub async fn standing(
 ) -> Result<Option<Standing>, sqlx::Error> {
     sqlx::query_as(
         "SELECT status, completed_at IS NOT NULL OR status IN ('completed', 'failed') AS finished,
-                speed, cursor, coalesce(total_candles, 0) AS total, live_stats AS stats,
+                speed, cursor,
+                CASE WHEN type = 'forward' THEN NULL ELSE coalesce(total_candles, 0) END AS total,
+                live_stats AS stats,
                 open_position AS position, event_seq AS last_seq
          FROM test_sessions WHERE user_id = $1 AND id = $2",
     )
@@ -628,6 +689,20 @@ pub async fn list(
         id: s.id,
     });
     Ok((sessions, next))
+}
+
+/// The caller's forward sessions pending, running or stopping, newest first.
+pub async fn active_forward(pool: &PgPool, user_id: Uuid) -> Result<Vec<Session>, sqlx::Error> {
+    let rows: Vec<SessionRow> = sqlx::query_as(concat!(
+        session_select!(),
+        "WHERE s.user_id = $1 AND s.type = 'forward' AND s.completed_at IS NULL
+           AND s.status IN ('pending', 'running', 'stopping')
+         ORDER BY s.created_at DESC, s.id DESC"
+    ))
+    .bind(user_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(Session::from).collect())
 }
 
 /// Removes the caller's session `id` if no step ever ran it (its first step could not be queued):

@@ -26,6 +26,8 @@ use crate::sessions::{AgentSnapshot, SessionConfig};
 pub struct StepState {
     pub id: Uuid,
     pub user_id: Uuid,
+    /// `backtest` or `forward`.
+    pub kind: String,
     pub status: String,
     pub speed: String,
     pub version: i64,
@@ -49,6 +51,12 @@ pub struct StepState {
     pub response_format: Option<String>,
     /// The moment the first step fixed the session's candles (cached then).
     pub candles_as_of: Option<DateTime<Utc>>,
+    /// A forward session's anchor: the latest candle closed when its first step ran.
+    pub anchor_time: Option<DateTime<Utc>>,
+    /// The open time of the last decided candle.
+    pub last_candle: Option<DateTime<Utc>>,
+    /// The exchange's gaps met so far: `[{"from", "to", "missing"}]`.
+    pub gaps: Value,
 }
 
 /// The session `session_id` of `user_id`.
@@ -58,10 +66,11 @@ pub async fn load(
     session_id: Uuid,
 ) -> Result<Option<StepState>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, user_id, status, speed, version, cursor, total_candles, checkpoint,
-                agent_snapshot, config, asset, timeframe, start_date, end_date, starting_capital,
-                last_watched_at, model_failures, step_version, chain_version, completed_at,
-                started_at, response_format, candles_as_of
+        "SELECT id, user_id, type AS kind, status, speed, version, cursor, total_candles,
+                checkpoint, agent_snapshot, config, asset, timeframe, start_date, end_date,
+                starting_capital, last_watched_at, model_failures, step_version, chain_version,
+                completed_at, started_at, response_format, candles_as_of, anchor_time,
+                last_candle, gaps
          FROM test_sessions WHERE user_id = $1 AND id = $2",
     )
     .bind(user_id)
@@ -198,6 +207,8 @@ pub enum Finish<'a> {
     /// The last candle was processed (`completed`), or the user stopped it (`stopped`): the
     /// result is written.
     Result {
+        /// `Backtest` or `Forward test`: how the notification names the session.
+        label: &'a str,
         status: &'static str,
         /// The `test_results` row's id (chosen by the caller, so the completion event can name it).
         result_id: Uuid,
@@ -208,7 +219,7 @@ pub enum Finish<'a> {
         duration_seconds: i64,
     },
     /// The session cannot go on (`failed`), for `reason`.
-    Failed { reason: &'a str },
+    Failed { label: &'a str, reason: &'a str },
 }
 
 /// What one commit writes.
@@ -223,7 +234,8 @@ pub struct Commit<'a> {
     pub checkpoint: &'a Value,
     /// Index of the next candle.
     pub cursor: i64,
-    pub total_candles: i64,
+    /// `None` for a forward session.
+    pub total_candles: Option<i64>,
     /// Trades closed since the last commit.
     pub trades: &'a [Trade],
     /// How many session events this commit numbers.
@@ -238,6 +250,13 @@ pub struct Commit<'a> {
     pub candles_as_of: Option<DateTime<Utc>>,
     /// The equity of the candles since the last commit: (index of the first, open times, equity).
     pub equity: Option<(i64, &'a [i64], &'a [f64])>,
+    /// The open time of the last decided candle (`None`: as it is).
+    pub last_candle: Option<DateTime<Utc>>,
+    /// A forward session's first step: its anchor, its warm-up (`{"candles", "first", "last"}`)
+    /// and the first decided candle's open time, set once (`None`: as they are).
+    pub anchored: Option<(DateTime<Utc>, &'a Value, DateTime<Utc>)>,
+    /// The exchange's gaps met so far (`None`: as they are).
+    pub gaps: Option<&'a Value>,
     pub finish: Option<Finish<'a>>,
 }
 
@@ -265,8 +284,11 @@ pub async fn commit(pool: &PgPool, c: &Commit<'_>) -> Result<Option<Committed>, 
     let (final_status, reason): (Option<&str>, Option<&str>) = match &c.finish {
         None => (None, None),
         Some(Finish::Result { status, reason, .. }) => (Some(status), *reason),
-        Some(Finish::Failed { reason }) => (Some("failed"), Some(reason)),
+        Some(Finish::Failed { reason, .. }) => (Some("failed"), Some(reason)),
     };
+    let anchor = c.anchored.map(|a| a.0);
+    let warmup = c.anchored.map(|a| a.1);
+    let first_candle = c.anchored.map(|a| a.2);
     let committed: Option<Committed> = sqlx::query_as(
         "WITH old AS (SELECT outbox FROM test_sessions
                       WHERE user_id = $1 AND id = $2 AND version = $3 FOR UPDATE)
@@ -277,6 +299,9 @@ pub async fn commit(pool: &PgPool, c: &Commit<'_>) -> Result<Option<Committed>, 
              last_advanced_at = now(), updated_at = now(), step_version = $13,
              open_position = coalesce($14, s.open_position),
              candles_as_of = coalesce(s.candles_as_of, $15),
+             last_candle = coalesce($16, s.last_candle),
+             anchor_time = coalesce(s.anchor_time, $17), warmup = coalesce(s.warmup, $18),
+             start_date = coalesce(s.start_date, $19), gaps = coalesce($20, s.gaps),
              outbox = '[]', started_at = coalesce(s.started_at, now()),
              status = CASE WHEN $11::text IS NOT NULL THEN $11
                            WHEN s.status = 'pending' THEN 'running' ELSE s.status END,
@@ -302,6 +327,11 @@ pub async fn commit(pool: &PgPool, c: &Commit<'_>) -> Result<Option<Committed>, 
     .bind(c.step_version)
     .bind(c.position)
     .bind(c.candles_as_of)
+    .bind(c.last_candle)
+    .bind(anchor)
+    .bind(warmup)
+    .bind(first_candle)
+    .bind(c.gaps)
     .fetch_optional(&mut *tx)
     .await?;
     let Some(committed) = committed else {
@@ -328,6 +358,7 @@ pub async fn commit(pool: &PgPool, c: &Commit<'_>) -> Result<Option<Committed>, 
     match &c.finish {
         None => {}
         Some(Finish::Result {
+            label,
             status,
             result_id,
             reason,
@@ -337,9 +368,9 @@ pub async fn commit(pool: &PgPool, c: &Commit<'_>) -> Result<Option<Committed>, 
         }) => {
             insert_result(&mut tx, c, *result_id, metrics, mode, *duration_seconds).await?;
             let (action, title) = if *status == "completed" {
-                ("test_completed", "Backtest completed")
+                ("test_completed", format!("{label} completed"))
             } else {
-                ("test_stopped", "Backtest stopped")
+                ("test_stopped", format!("{label} stopped"))
             };
             let message = format!(
                 "{title}: {:+.2} % over {} candles, {} trades.",
@@ -348,7 +379,7 @@ pub async fn commit(pool: &PgPool, c: &Commit<'_>) -> Result<Option<Committed>, 
             let ids = serde_json::json!({ "session_id": c.session_id, "result_id": result_id });
             match (*status, reason) {
                 ("completed", _) => {
-                    notify(&mut tx, c.user_id, action, title, &message, ids).await?
+                    notify(&mut tx, c.user_id, action, &title, &message, ids).await?
                 }
                 // a stop the user asked for is announced to nobody: they pressed it
                 (_, None) => {}
@@ -356,7 +387,7 @@ pub async fn commit(pool: &PgPool, c: &Commit<'_>) -> Result<Option<Committed>, 
                     let mut data = ids;
                     data["reason"] = (*reason).into();
                     let message = format!("{message} Reason: {reason}.");
-                    notify(&mut tx, c.user_id, action, title, &message, data).await?
+                    notify(&mut tx, c.user_id, action, &title, &message, data).await?
                 }
             }
             activity::record(
@@ -370,14 +401,14 @@ pub async fn commit(pool: &PgPool, c: &Commit<'_>) -> Result<Option<Committed>, 
             )
             .await?;
         }
-        Some(Finish::Failed { reason }) => {
-            let message = format!("Backtest failed: {reason}");
+        Some(Finish::Failed { label, reason }) => {
+            let message = format!("{label} failed: {reason}");
             let data = serde_json::json!({ "session_id": c.session_id, "reason": reason });
             notify(
                 &mut tx,
                 c.user_id,
                 "test_failed",
-                "Backtest failed",
+                &format!("{label} failed"),
                 &message,
                 data,
             )
@@ -562,9 +593,11 @@ pub struct Stalled {
     pub version: i64,
 }
 
-/// The sessions with work left (pending, running, or stopped but not finished) that have not
-/// advanced for `stall_secs`, and that the watchdog has not nudged within as long: claimed
-/// (`nudged_at` set) in the same statement, so two watchdogs never both send. At most `limit`.
+/// The sessions with work left (pending, running, stopping, or stopped but not finished) that
+/// have not advanced for `stall_secs`, and that the watchdog has not nudged within as long:
+/// claimed (`nudged_at` set) in the same statement, so two watchdogs never both send. At most
+/// `limit`. A running forward session has work left only when a candle it has not decided has
+/// been cached for `stall_secs` (one merely waiting for its next candle to close is not stalled).
 pub async fn claim_stalled(
     pool: &PgPool,
     stall_secs: i64,
@@ -573,8 +606,14 @@ pub async fn claim_stalled(
     sqlx::query_as(
         "UPDATE test_sessions s SET nudged_at = now()
          FROM (SELECT id FROM test_sessions
-               WHERE completed_at IS NULL AND status IN ('pending', 'running', 'stopped')
+               WHERE completed_at IS NULL
+                 AND status IN ('pending', 'running', 'stopped', 'stopping')
                  AND coalesce(last_advanced_at, created_at) < now() - make_interval(secs => $1)
+                 AND (type = 'backtest' OR status <> 'running' OR EXISTS (
+                        SELECT 1 FROM market_data_cache m
+                        WHERE m.asset = test_sessions.asset AND m.timeframe = test_sessions.timeframe
+                          AND m.open_time > coalesce(test_sessions.last_candle, test_sessions.anchor_time)
+                          AND m.fetched_at < now() - make_interval(secs => $1)))
                  AND (nudged_at IS NULL OR nudged_at < now() - make_interval(secs => $1))
                ORDER BY coalesce(last_advanced_at, created_at)
                LIMIT $2

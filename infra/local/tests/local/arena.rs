@@ -5,6 +5,7 @@
 mod chain;
 mod faults;
 mod flows;
+mod forward;
 mod llm;
 mod lookahead;
 mod results;
@@ -44,6 +45,8 @@ pub(crate) struct Arena {
     pub(crate) pool: PgPool,
     pub(crate) keys: adapters::crypto::Keyring,
     pub(crate) binance: alphalab_devstack::binance::MockBinance,
+    /// forward-tick, run by the test ([`Arena::tick`]) as its schedule would.
+    pub(crate) ticker: step_worker::Ticker,
     /// The event source mapping: the template's batch size and concurrency, the function's
     /// timeout of [`mapping`], and a visibility timeout as long (a test may lengthen it).
     pub(crate) mapping: Mapping,
@@ -60,11 +63,20 @@ impl Arena {
     }
 
     /// [`Arena::start`] over the environment `env` (a database of the test's own).
-    pub(crate) async fn start_on(mut env: TestEnv, vars: &[(&str, &str)]) -> Self {
-        let openrouter = MockOpenRouter::start().await.unwrap();
+    pub(crate) async fn start_on(env: TestEnv, vars: &[(&str, &str)]) -> Self {
         let binance = alphalab_devstack::binance::MockBinance::start()
             .await
             .unwrap();
+        Self::start_with(env, vars, binance).await
+    }
+
+    /// [`Arena::start`] with `binance` as the exchange (a recorded market, for forward tests).
+    pub(crate) async fn start_with(
+        mut env: TestEnv,
+        vars: &[(&str, &str)],
+        binance: alphalab_devstack::binance::MockBinance,
+    ) -> Self {
+        let openrouter = MockOpenRouter::start().await.unwrap();
         let keys_text = adapters::crypto::Keyring::generate_text();
         env.set("ENCRYPTION_KEYS", keys_text.clone())
             .set("OPENROUTER_BASE_URL", openrouter.base_url.clone())
@@ -131,9 +143,15 @@ impl Arena {
         )
         .await
         .unwrap();
+        let ticker = alphalab_forward_tick::ticker(
+            &alphalab_forward_tick::Config::from_env(&as_function("ForwardTickFunction")).unwrap(),
+        )
+        .await
+        .unwrap();
         let pool = PgPool::connect(&env.db.url).await.unwrap();
         let keys = adapters::crypto::Keyring::parse(&keys_text).unwrap();
         Self {
+            ticker,
             env,
             server,
             gateway,
@@ -241,6 +259,19 @@ impl Arena {
         )
         .expect("the dead letters' event source mapping");
         self.watchdog = Some((ticks, poller));
+    }
+
+    /// One run of forward-tick, its requests ending within `within`.
+    pub(crate) async fn tick_within(&self, within: Duration) -> step_worker::TickReport {
+        self.ticker
+            .tick(tokio::time::Instant::now() + within)
+            .await
+            .expect("a tick")
+    }
+
+    /// One run of forward-tick, as the schedule runs it (the template's 50 s less the reserve).
+    pub(crate) async fn tick(&self) -> step_worker::TickReport {
+        self.tick_within(Duration::from_secs(47)).await
     }
 
     /// A user's token and id (provisioned).

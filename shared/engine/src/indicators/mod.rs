@@ -247,6 +247,34 @@ impl IndicatorSet {
         Ok(set)
     }
 
+    /// How many candles the set needs before every output has a value (each indicator defines
+    /// its own look-back; measured on a varied synthetic series), at most `at_most`: `None` when
+    /// some output is still undefined then.
+    pub fn candles_to_define<S: AsRef<str>>(
+        names: &[S],
+        at_most: usize,
+    ) -> Result<Option<usize>, IndicatorError> {
+        let mut set = Self::new(names)?;
+        if set.values.is_empty() {
+            return Ok(Some(0));
+        }
+        for i in 0..at_most {
+            let close = 100.0 + (i % 7) as f64 - 3.0 + i as f64 * 0.01;
+            set.update(&Candle {
+                time: i as i64 * 60_000,
+                open: close - 0.5,
+                high: close + 1.0,
+                low: close - 1.5,
+                close,
+                volume: 10.0 + (i % 3) as f64,
+            });
+            if set.values.iter().all(Option::is_some) {
+                return Ok(Some(i + 1));
+            }
+        }
+        Ok(None)
+    }
+
     /// Feeds one candle to every indicator.
     #[inline]
     pub fn update(&mut self, c: &Candle) {
@@ -293,6 +321,20 @@ impl IndicatorSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_candles_to_define_a_set_are_its_longest_look_back() {
+        let n = |names: &[&str]| IndicatorSet::candles_to_define(names, 1000).unwrap();
+        assert_eq!(n(&[]), Some(0));
+        assert_eq!(n(&["sma_10", "sma_30"]), Some(30));
+        assert_eq!(n(&["sma_10"]), Some(10));
+        // RSI(14) needs 14 changes, so 15 closes
+        assert_eq!(n(&["rsi_14"]), Some(15));
+        assert_eq!(
+            IndicatorSet::candles_to_define(&["sma_200"], 100).unwrap(),
+            None
+        );
+    }
 
     fn candle(i: i64, close: f64) -> Candle {
         Candle {

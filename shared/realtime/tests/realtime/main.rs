@@ -18,9 +18,10 @@ fn examples() -> Vec<Envelope> {
     };
     let numbered = vec![
         Event::SessionInitialized(SessionInitialized {
+            kind: "backtest".into(),
             asset: "BTCUSDT".into(),
             timeframe: "1h".into(),
-            total_candles: 8760,
+            total_candles: Some(8760),
             starting_capital: 10_000.0,
             speed: "normal".into(),
             agent: AgentSummary {
@@ -28,6 +29,7 @@ fn examples() -> Vec<Envelope> {
                 model: "anthropic/claude-3.5-sonnet".into(),
                 mode: "omni".into(),
             },
+            warmup: None,
         }),
         Event::Candle(CandleData {
             time: "2022-01-03T14:00:00Z".into(),
@@ -39,8 +41,9 @@ fn examples() -> Vec<Envelope> {
             indicators: BTreeMap::from([("rsi_14".into(), Some(58.3)), ("sma_50".into(), None)]),
             progress: Progress {
                 index: 41,
-                total: 8760,
+                total: Some(8760),
             },
+            gap_before: 0,
         }),
         Event::AiThinking(AiThinking { index: 41 }),
         Event::AiDecision(AiDecision {
@@ -117,7 +120,7 @@ fn examples() -> Vec<Envelope> {
                     speed: "fast".into(),
                     progress: StandingProgress {
                         cursor: 42,
-                        total: 8760,
+                        total: Some(8760),
                     },
                     stats: Some(
                         serde_json::json!({"equity": 9780.2, "max_drawdown_pct": 3.1,
