@@ -28,3 +28,11 @@ CREATE TABLE exchange_backoff (
     reason      text NOT NULL,
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
+
+-- The exchange's clock as last read (forward-tick every minute, a forward session's first
+-- step): a forward step decides only candles closed by it, whatever else the cache holds.
+CREATE TABLE exchange_clock (
+    exchange     text PRIMARY KEY,
+    server_time  timestamptz NOT NULL,
+    read_at      timestamptz NOT NULL DEFAULT now()
+);

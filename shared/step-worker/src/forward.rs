@@ -66,6 +66,7 @@ pub async fn begin(
     let step = timeframe.millis();
     let tf = timeframe.as_str();
     let exchange_now = binance.server_time(deadline).await?;
+    observe(pool, exchange_now).await?;
     let anchor = latest_closed(exchange_now, step);
     let count = i64::from(warmup_candles);
     if count > 0 {
@@ -100,6 +101,21 @@ pub async fn begin(
         anchor,
         warmup,
     })
+}
+
+/// Records the exchange's clock as read now (`store::exchange`).
+pub async fn observe(pool: &PgPool, exchange_now: i64) -> Result<(), sqlx::Error> {
+    match time(exchange_now) {
+        Some(t) => store::exchange::observe_time(pool, store::exchange::BINANCE, t).await,
+        None => Ok(()),
+    }
+}
+
+/// The exchange's clock as last read (ms; 0 when never read).
+pub async fn clock(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    Ok(store::exchange::time_of(pool, store::exchange::BINANCE)
+        .await?
+        .map_or(0, |t| t.timestamp_millis()))
 }
 
 /// What a tick's fetch did for one asset and timeframe.
@@ -178,8 +194,9 @@ pub struct Next {
     pub gap_before: i64,
 }
 
-/// The cached candles after `last_ms` (the last decided candle, or the anchor), at most `limit`,
-/// each preceded only by cached candles or recorded gaps; stops at the first hole.
+/// The cached candles after `last_ms` (the last decided candle, or the anchor) closed by the
+/// exchange's clock as last read, at most `limit`, each preceded only by cached candles or
+/// recorded gaps; stops at the first hole.
 pub async fn decidable(
     pool: &PgPool,
     asset: &str,
@@ -187,6 +204,7 @@ pub async fn decidable(
     last_ms: i64,
     limit: i64,
 ) -> Result<Vec<Next>, sqlx::Error> {
+    let closed_by = clock(pool).await?;
     let step = timeframe.millis();
     let tf = timeframe.as_str();
     let rows = market_data::next_chunk(
@@ -203,6 +221,9 @@ pub async fn decidable(
     let mut out = Vec::with_capacity(rows.len());
     let mut last = last_ms;
     for row in rows {
+        if row.0 + step > closed_by {
+            break;
+        }
         let missing = (row.0 - last) / step - 1;
         if missing > 0 {
             let known = store::forward::known_gaps(pool, asset, tf, last + step, row.0).await?;

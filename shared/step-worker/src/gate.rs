@@ -6,8 +6,7 @@ use adapters::binance::{Gate, GateFuture};
 use chrono::DateTime;
 use sqlx::PgPool;
 
-/// The row of `exchange_backoff` this client obeys.
-const EXCHANGE: &str = "binance";
+use store::exchange::BINANCE as EXCHANGE;
 
 #[derive(Debug, Clone)]
 pub struct PgGate {

@@ -87,7 +87,10 @@ impl Ticker {
             return Ok(report);
         }
         let exchange_now = match self.binance.server_time(deadline).await {
-            Ok(now) => Some(now),
+            Ok(now) => {
+                crate::forward::observe(&self.pool, now).await?;
+                Some(now)
+            }
             Err(e) => {
                 let reason = crate::reasons::exchange(&e);
                 tracing::warn!(error = %e, "the exchange's clock could not be read");
@@ -150,7 +153,10 @@ impl Ticker {
     /// One step to every forward session with work, deduplicated by session, version and the
     /// latest cached candle.
     async fn send_steps(&self) -> Result<usize, TickError> {
-        let messages: Vec<(StepMessage, String)> = store::forward::due(&self.pool)
+        // closure by the exchange's clock as last read (this tick's, when it answered)
+        let clock = crate::forward::clock(&self.pool).await?;
+        let clock = crate::forward::time(clock).unwrap_or_default();
+        let messages: Vec<(StepMessage, String)> = store::forward::due(&self.pool, clock)
             .await?
             .into_iter()
             .map(|d| {

@@ -52,10 +52,10 @@ pub struct Due {
 }
 
 /// The forward sessions with work for a step: `running` ones with a cached candle after their
-/// last decided one, `stopping` ones (to be finalised), and `pending` ones whose first step met
-/// an exchange error (their feed is delayed).
-pub async fn due(pool: &PgPool) -> Result<Vec<Due>, sqlx::Error> {
-    sqlx::query_as(
+/// last decided one that closed by the exchange time `exchange_now`, `stopping` ones (to be
+/// finalised), and `pending` ones whose first step met an exchange error (their feed is delayed).
+pub async fn due(pool: &PgPool, exchange_now: DateTime<Utc>) -> Result<Vec<Due>, sqlx::Error> {
+    sqlx::query_as(concat!(
         "SELECT s.id, s.user_id, s.version,
                 (SELECT max(m.open_time) FROM market_data_cache m
                  WHERE m.asset = s.asset AND m.timeframe = s.timeframe) AS latest
@@ -66,9 +66,13 @@ pub async fn due(pool: &PgPool) -> Result<Vec<Due>, sqlx::Error> {
                 OR (s.status = 'running' AND EXISTS (
                         SELECT 1 FROM market_data_cache m
                         WHERE m.asset = s.asset AND m.timeframe = s.timeframe
-                          AND m.open_time > coalesce(s.last_candle, s.anchor_time))))
-         ORDER BY s.created_at, s.id",
-    )
+                          AND m.open_time > coalesce(s.last_candle, s.anchor_time)
+                          AND m.open_time + ",
+        candle_length!("s.timeframe"),
+        " <= $1)))
+         ORDER BY s.created_at, s.id"
+    ))
+    .bind(exchange_now)
     .fetch_all(pool)
     .await
 }

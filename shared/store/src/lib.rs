@@ -15,6 +15,20 @@ macro_rules! wasted_calls {
     };
 }
 
+/// The length of a candle of `timeframe` (a column of `test_sessions` or the cache), as SQL.
+macro_rules! candle_length {
+    ($timeframe:literal) => {
+        concat!(
+            "(CASE ",
+            $timeframe,
+            " WHEN '1m' THEN interval '1 minute'
+                 WHEN '5m' THEN interval '5 minutes' WHEN '15m' THEN interval '15 minutes'
+                 WHEN '1h' THEN interval '1 hour' WHEN '4h' THEN interval '4 hours'
+                 ELSE interval '1 day' END)"
+        )
+    };
+}
+
 pub mod activity;
 pub mod agents;
 

@@ -596,14 +596,15 @@ pub struct Stalled {
 /// The sessions with work left (pending, running, stopping, or stopped but not finished) that
 /// have not advanced for `stall_secs`, and that the watchdog has not nudged within as long:
 /// claimed (`nudged_at` set) in the same statement, so two watchdogs never both send. At most
-/// `limit`. A running forward session has work left only when a candle it has not decided has
-/// been cached for `stall_secs` (one merely waiting for its next candle to close is not stalled).
+/// `limit`. A running forward session has work left only when a candle it has not decided,
+/// closed by the exchange's clock as last read, has been cached for `stall_secs` (one merely
+/// waiting for its next candle to close is not stalled).
 pub async fn claim_stalled(
     pool: &PgPool,
     stall_secs: i64,
     limit: i64,
 ) -> Result<Vec<Stalled>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as(concat!(
         "UPDATE test_sessions s SET nudged_at = now()
          FROM (SELECT id FROM test_sessions
                WHERE completed_at IS NULL
@@ -613,14 +614,17 @@ pub async fn claim_stalled(
                         SELECT 1 FROM market_data_cache m
                         WHERE m.asset = test_sessions.asset AND m.timeframe = test_sessions.timeframe
                           AND m.open_time > coalesce(test_sessions.last_candle, test_sessions.anchor_time)
-                          AND m.fetched_at < now() - make_interval(secs => $1)))
+                          AND m.fetched_at < now() - make_interval(secs => $1)
+                          AND m.open_time + ",
+        candle_length!("test_sessions.timeframe"),
+        " <= (SELECT server_time FROM exchange_clock WHERE exchange = 'binance')))
                  AND (nudged_at IS NULL OR nudged_at < now() - make_interval(secs => $1))
                ORDER BY coalesce(last_advanced_at, created_at)
                LIMIT $2
                FOR UPDATE SKIP LOCKED) stalled
          WHERE s.id = stalled.id
-         RETURNING s.id, s.user_id, s.version",
-    )
+         RETURNING s.id, s.user_id, s.version"
+    ))
     .bind(stall_secs as f64)
     .bind(limit)
     .fetch_all(pool)

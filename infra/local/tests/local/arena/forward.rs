@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use alphalab_devstack::TestEnv;
 use alphalab_devstack::binance::MockBinance;
+use platform::FromEnv;
 use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -448,5 +449,312 @@ async fn a_forward_session_decides_each_candle_once_as_it_closes_and_equals_a_ba
     assert_eq!(
         done["result"]["metrics"],
         store::steps::metrics_json(&metrics)
+    );
+}
+
+/// A user, a sma-cross agent and a forward session anchored at the exchange's clock.
+async fn anchored(arena: &Arena, clerk: &str) -> (String, Uuid) {
+    let (token, user) = arena.user(clerk).await;
+    let agent = arena.agent(user, "baseline/sma-cross", None).await;
+    let (status, started) = start_forward(
+        arena,
+        &token,
+        json!({"agent_id": agent, "asset": "BTCUSDT", "timeframe": "1h"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{started}");
+    let id: Uuid = started["session"]["id"].as_str().unwrap().parse().unwrap();
+    wait_until(arena, &token, id, "anchored", |s| !s["warmup"].is_null()).await;
+    (token, id)
+}
+
+#[tokio::test]
+async fn exchange_errors_delay_the_feed_and_every_candle_is_decided_once_when_it_answers() {
+    let arena = arena("2021-02-10T12:30:00Z", &[]).await;
+    let (token, id) = anchored(&arena, "user_forward_errors").await;
+    let delayed = |s: &Value| s["feed"]["status"] == "delayed" && s["status"] == "running";
+
+    // 429 with Retry-After: 2 s, longer than this tick has: the hold is stored, the tick ends
+    arena.binance.set_retry_after(2);
+    arena.binance.fail_next(&[429]);
+    arena.binance.set_now(ms("2021-02-10T14:30:00Z"));
+    let report = arena.tick_within(Duration::from_millis(1500)).await;
+    assert_eq!(report.steps_sent, 0, "{report:?}");
+    let s = arena.session(&token, id).await;
+    assert!(delayed(&s), "{s}");
+    assert!(
+        s["feed"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("rate-limited"),
+        "{s}"
+    );
+    let since = s["feed"]["since"].clone();
+    // within the hold, the next tick sends no request of any kind
+    let sent = arena.binance.all_requests().len();
+    arena.tick_within(Duration::from_millis(1500)).await;
+    assert_eq!(
+        arena.binance.all_requests().len(),
+        sent,
+        "nothing before Retry-After"
+    );
+    let s = arena.session(&token, id).await;
+    assert_eq!(s["feed"]["since"], since, "delayed since the first refusal");
+    // the hold over, the tick catches up with both candles
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let report = arena.tick().await;
+    assert_eq!(
+        (report.klines_requests, report.steps_sent),
+        (1, 1),
+        "{report:?}"
+    );
+    let s = wait_until(&arena, &token, id, "two candles", decided(2)).await;
+    assert_eq!(s["feed"]["status"], "ok");
+
+    // 418 (a ban) with a Retry-After that fits in the tick: waited out, then asked again
+    arena.binance.set_retry_after(1);
+    arena.binance.fail_next(&[418]);
+    arena.binance.advance(HOUR);
+    let started = tokio::time::Instant::now();
+    let report = arena.tick().await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "the hold was waited out"
+    );
+    assert_eq!(
+        (report.klines_requests, report.steps_sent),
+        (1, 1),
+        "{report:?}"
+    );
+    wait_until(&arena, &token, id, "three candles", decided(3)).await;
+
+    // 500 on klines, 451 (a refused region) and 503 on every endpoint: delayed, then caught up
+    for (statuses, any, reason) in [
+        (&[500][..], false, "answered 500"),
+        (&[451][..], false, "region"),
+        (&[503][..], true, "answered 503"),
+    ] {
+        if any {
+            arena.binance.fail_any_next(statuses);
+        } else {
+            arena.binance.fail_next(statuses);
+        }
+        arena.binance.advance(HOUR);
+        let report = arena.tick().await;
+        assert_eq!(report.steps_sent, 0, "{report:?}");
+        let s = arena.session(&token, id).await;
+        assert!(delayed(&s), "{s}");
+        assert!(
+            s["feed"]["reason"].as_str().unwrap().contains(reason),
+            "{s}"
+        );
+    }
+    let report = arena.tick().await;
+    assert_eq!(
+        (report.klines_requests, report.steps_sent),
+        (1, 1),
+        "{report:?}"
+    );
+    wait_until(&arena, &token, id, "six candles", decided(6)).await;
+
+    // a hanging exchange is abandoned after 10 s while the API keeps answering
+    arena.binance.hang_next(1);
+    arena.binance.advance(HOUR);
+    let tick = arena.tick();
+    let api = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let asked = tokio::time::Instant::now();
+        let s = arena.session(&token, id).await;
+        (asked.elapsed(), s)
+    };
+    let started = tokio::time::Instant::now();
+    let (report, (answered_in, s)) = tokio::join!(tick, api);
+    let hung = started.elapsed();
+    assert!(
+        (Duration::from_secs(10)..Duration::from_secs(15)).contains(&hung),
+        "abandoned after {hung:?}"
+    );
+    assert!(
+        answered_in < Duration::from_secs(2),
+        "the API answered in {answered_in:?}"
+    );
+    assert_eq!(s["status"], "running");
+    assert_eq!(report.steps_sent, 0, "{report:?}");
+    let s = arena.session(&token, id).await;
+    assert!(delayed(&s), "{s}");
+    assert!(
+        s["feed"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer"),
+        "{s}"
+    );
+    let report = arena.tick().await;
+    assert_eq!(report.steps_sent, 1, "{report:?}");
+    let s = wait_until(&arena, &token, id, "seven candles", decided(7)).await;
+    assert_eq!(s["feed"]["status"], "ok");
+    assert_eq!(s["progress"]["last_candle"], "2021-02-10T18:00:00Z");
+    let times = decided_times(&arena, id).await;
+    let expected: Vec<i64> = (0..7)
+        .map(|i| ms("2021-02-10T12:00:00Z") + i * HOUR)
+        .collect();
+    assert_eq!(times, expected, "every candle, in order, once");
+}
+
+#[tokio::test]
+async fn a_lost_step_is_sent_again_by_the_watchdog_and_no_candle_is_decided_twice() {
+    let mut arena = arena("2021-02-10T12:30:00Z", &[("STEP_STALL_SECS", "1")]).await;
+    let (token, id) = anchored(&arena, "user_forward_lost").await;
+    // the cache may hold candles the exchange's clock has not closed (here: loaded by hand):
+    // they are not decided before it has
+    arena
+        .load(
+            "BTCUSDT",
+            "1h",
+            "2021-02-10T12:00:00Z",
+            "2021-02-10T16:00:00Z",
+        )
+        .await;
+    let report = arena.tick().await;
+    assert_eq!(
+        (report.klines_requests, report.steps_sent),
+        (0, 0),
+        "{report:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(arena.session(&token, id).await["progress"]["cursor"], 0);
+    // two candles close; the tick sends the step; the message is lost
+    arena.stop_steps();
+    arena.binance.set_now(ms("2021-02-10T14:30:00Z"));
+    let report = arena.tick().await;
+    assert_eq!(report.steps_sent, 1, "{report:?}");
+    let sqs = aws_sdk_sqs::Client::new(
+        &alphalab_devstack::moto::sdk_config(alphalab_devstack::moto::test_endpoint().unwrap())
+            .await,
+    );
+    sqs.purge_queue()
+        .queue_url(&arena.env.steps.url)
+        .send()
+        .await
+        .unwrap();
+    arena.run_steps().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        arena.session(&token, id).await["progress"]["cursor"],
+        0,
+        "nothing moves it"
+    );
+    // a session merely waiting for its next candle is not stalled: only this one is nudged
+    let (other_token, waiting) = anchored(&arena, "user_forward_waiting").await;
+    sqlx::query(
+        "UPDATE test_sessions SET last_advanced_at = now() - interval '1 hour' WHERE id = $1",
+    )
+    .bind(waiting)
+    .execute(&arena.pool)
+    .await
+    .unwrap();
+    // the waiting one's anchor is 13:00: the cached 14:00 and 15:00 candles have not closed
+    let watchdog = alphalab_step_watchdog::watchdog(
+        &alphalab_step_watchdog::Config::from_env(&platform::Env::from_lookup(
+            arena.env.owned_lookup(),
+        ))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let sent = watchdog.tick().await.unwrap();
+    assert_eq!(sent, 1, "the stalled one only");
+    wait_until(&arena, &token, id, "two candles", decided(2)).await;
+    assert_eq!(
+        arena.session(&other_token, waiting).await["progress"]["cursor"],
+        0
+    );
+    // nudged again later (a duplicate), nothing is decided twice
+    arena.stop_steps();
+    arena.run_steps().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let times = decided_times(&arena, id).await;
+    assert_eq!(
+        times,
+        [ms("2021-02-10T12:00:00Z"), ms("2021-02-10T13:00:00Z")]
+    );
+}
+
+#[tokio::test]
+async fn the_price_feed_reaches_its_subscribers_only_once_per_tick() {
+    let arena = arena("2021-02-10T12:30:00Z", &[]).await;
+    let (token, _) = arena.user("user_forward_price").await;
+    let connect = || async {
+        tokio_tungstenite::connect_async(format!("{}?token={token}", arena.gateway.ws_url))
+            .await
+            .unwrap()
+            .0
+    };
+    let (mut watcher, mut idle) = (connect().await, connect().await);
+    // nobody subscribes and no forward session runs: a tick asks the exchange nothing
+    let report = arena.tick().await;
+    assert_eq!(report.exchange_time, None, "{report:?}");
+    assert!(arena.binance.all_requests().is_empty());
+    send(
+        &mut watcher,
+        json!({"action": "subscribe", "topic": "price", "asset": "BTCUSDT"}),
+    )
+    .await;
+    let answer = next_frame(&mut watcher, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(answer["event"], "subscribed");
+    assert_eq!(
+        answer["data"],
+        json!({"topic": "price", "asset": "BTCUSDT"})
+    );
+    let report = arena.tick().await;
+    assert_eq!(
+        (report.prices, report.klines_requests),
+        (1, 0),
+        "{report:?}"
+    );
+    let update = next_frame(&mut watcher, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(update["event"], "price_update", "{update}");
+    assert_eq!(
+        (update["session_id"].clone(), update["seq"].clone()),
+        (Value::Null, Value::Null)
+    );
+    assert_eq!(update["data"]["asset"], "BTCUSDT");
+    assert!(update["data"]["price"].is_number(), "{update}");
+    assert_eq!(
+        update["data"]["time"], "2021-02-10T12:30:00Z",
+        "the exchange's time"
+    );
+    assert!(
+        next_frame(&mut idle, Duration::from_millis(500))
+            .await
+            .is_none(),
+        "no one else"
+    );
+    let tickers: Vec<String> = arena
+        .binance
+        .all_requests()
+        .into_iter()
+        .filter(|r| r.contains("ticker"))
+        .collect();
+    assert_eq!(tickers.len(), 1, "one request per tick: {tickers:?}");
+    send(
+        &mut watcher,
+        json!({"action": "unsubscribe", "topic": "price", "asset": "BTCUSDT"}),
+    )
+    .await;
+    let answer = next_frame(&mut watcher, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(answer["event"], "unsubscribed");
+    let report = arena.tick().await;
+    assert_eq!(report.prices, 0, "{report:?}");
+    assert!(
+        next_frame(&mut watcher, Duration::from_millis(500))
+            .await
+            .is_none()
     );
 }
