@@ -488,3 +488,197 @@ async fn serve_with_demo_models_runs_a_model_agent_with_no_key_and_no_network() 
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+/// The local exchange of the forward tests: real BTCUSDT 1h candles of February 2021, its clock
+/// at `now` (epoch ms).
+async fn recorded_exchange(now: i64) -> alphalab_devstack::binance::MockBinance {
+    let file =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/market/BTCUSDT-1h.csv");
+    let rows = engine::parse_csv(&std::fs::read_to_string(file).unwrap())
+        .unwrap()
+        .into_iter()
+        .filter(|c| (1_612_137_600_000..1_614_556_800_000).contains(&c.time))
+        .map(|c| (c.time, c.open, c.high, c.low, c.close, c.volume))
+        .collect();
+    alphalab_devstack::binance::MockBinance::recorded("BTCUSDT", "1h", rows, now)
+        .await
+        .unwrap()
+}
+
+/// Sends SIGTERM to `child` and waits for a clean exit.
+fn terminate(child: &mut std::process::Child, rx: &std::sync::mpsc::Receiver<String>) {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "exit status {status}");
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(rest.iter().any(|l| l == "stopped"), "output: {rest:?}");
+}
+
+#[tokio::test]
+async fn a_forward_session_survives_a_restart_of_serve_and_decides_what_closed_meanwhile_once() {
+    const HOUR: i64 = 3_600_000;
+    // 2021-02-10T12:30Z: the 12:00 candle forming
+    let at = |h: i64| 1_612_958_400_000 + h * HOUR;
+    let exchange = recorded_exchange(at(0) + HOUR / 2).await;
+    let data_dir =
+        std::env::temp_dir().join(format!("alphalab-serve-forward-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let ports = [free_port(), free_port(), free_port(), free_port(), free_port()];
+    let [api, _, _, _, ws] = ports;
+    let start = || {
+        let mut child = serve(ports, &data_dir)
+            .args(["--tick-interval", "1"])
+            .env("BINANCE_BASE_URL", &exchange.base_url)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting alphalab serve");
+        let rx = lines(&mut child);
+        let (output, token) = until_token(&rx);
+        (child, rx, output, token)
+    };
+    let (mut child, rx, output, token) = start();
+    assert!(
+        output
+            .iter()
+            .any(|l| l.contains(&exchange.base_url) && l.contains("forward-tick every 1 s")),
+        "{output:#?}"
+    );
+    let client = reqwest::Client::new();
+    let get = |path: String| {
+        let (client, token) = (client.clone(), token.clone());
+        async move {
+            client
+                .get(format!("http://127.0.0.1:{api}{path}"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let agents = get("/api/agents".into()).await;
+    let agent = agents["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["model"] == "baseline/sma-cross")
+        .unwrap_or_else(|| panic!("{agents}"))["id"]
+        .clone();
+    let started: serde_json::Value = client
+        .post(format!("http://127.0.0.1:{api}/api/arena/forward/start"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"agent_id": agent, "asset": "BTCUSDT", "timeframe": "1h"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = started["session"]["id"].as_str().unwrap().to_owned();
+    let until = |cursor: i64| {
+        let (get, id) = (&get, id.clone());
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let s = get(format!("/api/arena/sessions/{id}")).await["session"].clone();
+                if s["progress"]["cursor"] == cursor && !s["warmup"].is_null() {
+                    return s;
+                }
+                assert!(Instant::now() < deadline, "cursor not {cursor}: {s}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    until(0).await;
+    // two candles close; the tick of the running stack decides them
+    exchange.set_now(at(2) + HOUR / 2);
+    let before = until(2).await;
+    assert_eq!(before["progress"]["last_candle"], "2021-02-10T13:00:00Z");
+
+    // stopped (SIGTERM); three candles close while it is down; started again, not --fresh
+    terminate(&mut child, &rx);
+    exchange.set_now(at(5) + HOUR / 2);
+    let (mut child, rx, output, token) = start();
+    assert!(
+        output.iter().any(|l| l.contains("resumed 1 unfinished sessions")),
+        "{output:#?}"
+    );
+    let ws_url = output
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("WebSocket"))
+        .and_then(|l| l.trim().strip_suffix("?token=<token>"))
+        .unwrap_or_else(|| panic!("{output:#?}"))
+        .to_owned();
+    assert!(ws_url.contains(&ws.to_string()), "{ws_url}");
+    let (mut watcher, _) = tokio_tungstenite::connect_async(format!("{ws_url}?token={token}"))
+        .await
+        .unwrap();
+    use futures::{SinkExt, StreamExt};
+    watcher
+        .send(tokio_tungstenite::tungstenite::Message::Text(
+            serde_json::json!({"action": "subscribe", "session_id": id})
+                .to_string()
+                .into(),
+        ))
+        .await
+        .unwrap();
+    let after = until(5).await;
+    assert_eq!(after["progress"]["last_candle"], "2021-02-10T16:00:00Z");
+    assert_eq!(after["status"], "running");
+    // five candles decided: the two before, the three after, none twice (the engine refuses a
+    // candle that is not after the last one); stopped, the result counts them
+    client
+        .post(format!("http://127.0.0.1:{api}/api/arena/forward/{id}/stop"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    // the stream's seq continues across the restart: the subscription's last_seq counts the
+    // events before it, and every later event follows it, gapless, to session_completed
+    let mut last_seq = None;
+    let mut seqs = Vec::new();
+    let mut completed = false;
+    while !completed {
+        let frame = tokio::time::timeout(Duration::from_secs(30), watcher.next())
+            .await
+            .expect("events until session_completed")
+            .unwrap()
+            .unwrap();
+        let Ok(text) = frame.into_text() else { continue };
+        let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let events = match event["event"].as_str() {
+            Some("subscribed") => {
+                last_seq = event["data"]["session"]["last_seq"].as_u64();
+                continue;
+            }
+            Some("batch") => event["data"]["events"].as_array().unwrap().clone(),
+            _ => vec![event],
+        };
+        for e in events {
+            completed |= e["event"] == "session_completed";
+            seqs.extend(e["seq"].as_u64());
+        }
+    }
+    let last_seq = last_seq.expect("subscribed");
+    assert!(last_seq > 0, "numbered before the restart");
+    assert_eq!(seqs.first(), Some(&(last_seq + 1)), "{seqs:?} after {last_seq}");
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "gapless: {seqs:?}");
+    let done = get(format!("/api/arena/sessions/{id}")).await["session"].clone();
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["result"]["metrics"]["candles"], 5, "{done}");
+    terminate(&mut child, &rx);
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
