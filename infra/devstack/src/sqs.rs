@@ -210,6 +210,70 @@ struct Mapper {
     mapping: Mapping,
     invoke: Invoke,
     stats: Arc<PollerStats>,
+    deletes: Deleter,
+}
+
+/// Deletes the records of finished invocations as Lambda's pollers do: several at once with
+/// `DeleteMessageBatch` (at most 10 per call) when several invocations end together, one call
+/// at a time. [`Deleter::delete`] returns once its record's call answered.
+#[derive(Clone)]
+struct Deleter {
+    tx: tokio::sync::mpsc::UnboundedSender<(String, tokio::sync::oneshot::Sender<()>)>,
+}
+
+impl Deleter {
+    fn start(
+        client: Client,
+        queue_url: String,
+        stats: Arc<PollerStats>,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) =
+            tokio::sync::mpsc::unbounded_channel::<(String, tokio::sync::oneshot::Sender<()>)>();
+        let task = tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < 10 {
+                    match rx.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let entries: Vec<_> = batch
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, (receipt, _))| {
+                        aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                            .id(i.to_string())
+                            .receipt_handle(receipt)
+                            .build()
+                            .ok()
+                    })
+                    .collect();
+                if let Ok(out) = client
+                    .delete_message_batch()
+                    .queue_url(&queue_url)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                {
+                    stats
+                        .deleted
+                        .fetch_add(out.successful().len(), Ordering::SeqCst);
+                }
+                for (_, done) in batch {
+                    let _ = done.send(());
+                }
+            }
+        });
+        (Self { tx }, task)
+    }
+
+    async fn delete(&self, receipt: String) {
+        let (done, answered) = tokio::sync::oneshot::channel();
+        if self.tx.send((receipt, done)).is_ok() {
+            let _ = answered.await;
+        }
+    }
 }
 
 impl Mapper {
@@ -271,17 +335,7 @@ impl Mapper {
                     continue;
                 }
                 let receipt = r.receipt_handle.clone().unwrap_or_default();
-                if self
-                    .client
-                    .delete_message()
-                    .queue_url(&self.queue_url)
-                    .receipt_handle(receipt)
-                    .send()
-                    .await
-                    .is_ok()
-                {
-                    self.stats.deleted.fetch_add(1, Ordering::SeqCst);
-                }
+                self.deletes.delete(receipt).await;
             }
             if !failed.is_empty() {
                 break;
@@ -322,16 +376,20 @@ impl Poller {
             "arn:aws:sqs:us-east-1:123456789012:{}",
             queue_url.rsplit('/').next().unwrap_or_default()
         );
+        let (deletes, deleter) = Deleter::start(client.clone(), queue_url.clone(), stats.clone());
         let mapper = Arc::new(Mapper {
             client,
             queue_url,
             mapping,
             invoke,
             stats: stats.clone(),
+            deletes,
         });
         let slots = Arc::new(tokio::sync::Semaphore::new(mapping.max_concurrency.max(1)));
         let done = Arc::new(tokio::sync::Notify::new());
         let task = tokio::spawn(async move {
+            // the deletes' task ends with the mapping
+            let _deleter = AbortOnDrop(deleter.abort_handle());
             // the invocations in flight: aborted when the mapping is dropped
             let mut running = tokio::task::JoinSet::new();
             let mut idle = Duration::from_millis(10);

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 mod api;
 mod backtest;
 mod bench_arena;
+mod bench_forward;
 mod bench_lookahead;
 mod bench_results;
 mod bench_sessions;
@@ -45,6 +46,10 @@ enum Command {
     /// SQS, backtest-step, Postgres, one WebSocket subscriber); report wall time, steps and
     /// WebSocket messages (starts its own Postgres and moto).
     BenchArena(bench_arena::BenchArenaArgs),
+    /// Release candles to 500 forward sessions (50 users x 10) of sma-cross through the local
+    /// stack and the local exchange; report the time from the tick to the last session's
+    /// `candle` event, the exchange requests and the steps (starts its own Postgres and moto).
+    BenchForward(bench_forward::BenchForwardArgs),
     /// Run an LLM agent against a local model server with a fixed latency at several lookaheads
     /// (default 1 then 8, 2,000 candles, 1 s per call); report wall times, calls, the wasted
     /// share and the speed-up (starts its own Postgres and moto).
@@ -90,6 +95,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::RotateKeys(args) => rotate::run(args).await,
         Command::BenchWs(args) => bench_ws::run(args).await,
         Command::BenchArena(args) => bench_arena::run(args).await,
+        Command::BenchForward(args) => bench_forward::run(args).await,
         Command::BenchLookahead(args) => bench_lookahead::run(args).await,
         Command::BenchSessions(args) => bench_sessions::run(args).await,
         Command::BenchResults(args) => bench_results::run(args).await,

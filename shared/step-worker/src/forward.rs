@@ -204,20 +204,9 @@ pub async fn decidable(
     last_ms: i64,
     limit: i64,
 ) -> Result<Vec<Next>, sqlx::Error> {
-    let closed_by = clock(pool).await?;
     let step = timeframe.millis();
     let tf = timeframe.as_str();
-    let rows = market_data::next_chunk(
-        pool,
-        asset,
-        tf,
-        last_ms + step,
-        None,
-        OPEN_END_MS,
-        None,
-        limit,
-    )
-    .await?;
+    let (closed_by, rows) = store::forward::closed_after(pool, asset, tf, last_ms, limit).await?;
     let mut out = Vec::with_capacity(rows.len());
     let mut last = last_ms;
     for row in rows {

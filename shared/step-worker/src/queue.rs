@@ -102,45 +102,50 @@ impl StepQueue {
     }
 
     /// Sends `messages`, each under its deduplication id, ten per `SendMessageBatch` call (SQS's
-    /// limit); returns how many were accepted (a refused entry is logged, and its session is
-    /// sent again by the next tick or the watchdog).
+    /// limit), one call after the other; returns how many were accepted (a refused entry is
+    /// logged, and its session is sent again by the next tick or the watchdog).
     pub async fn send_batch(
         &self,
         messages: &[(StepMessage, String)],
     ) -> Result<usize, QueueError> {
         let mut accepted = 0;
         for chunk in messages.chunks(10) {
-            let mut entries = Vec::with_capacity(chunk.len());
-            for (i, (message, dedup_id)) in chunk.iter().enumerate() {
-                let body = serde_json::to_string(message).map_err(|e| QueueError(e.to_string()))?;
-                entries.push(
-                    aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .message_body(body)
-                        .message_group_id(message.session_id.to_string())
-                        .message_deduplication_id(dedup_id)
-                        .build()
-                        .map_err(sqs_error)?,
-                );
-            }
-            let out = self
-                .client
-                .send_message_batch()
-                .queue_url(&self.url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(sqs_error)?;
-            accepted += out.successful().len();
-            for failed in out.failed() {
-                tracing::warn!(
-                    entry = failed.id(),
-                    code = failed.code(),
-                    "a step message was refused"
-                );
-            }
+            accepted += self.send_chunk(chunk).await?;
         }
         Ok(accepted)
+    }
+
+    /// One `SendMessageBatch` call of at most ten messages.
+    async fn send_chunk(&self, chunk: &[(StepMessage, String)]) -> Result<usize, QueueError> {
+        let mut entries = Vec::with_capacity(chunk.len());
+        for (i, (message, dedup_id)) in chunk.iter().enumerate() {
+            let body = serde_json::to_string(message).map_err(|e| QueueError(e.to_string()))?;
+            entries.push(
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(body)
+                    .message_group_id(message.session_id.to_string())
+                    .message_deduplication_id(dedup_id)
+                    .build()
+                    .map_err(sqs_error)?,
+            );
+        }
+        let out = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(sqs_error)?;
+        for failed in out.failed() {
+            tracing::warn!(
+                entry = failed.id(),
+                code = failed.code(),
+                "a step message was refused"
+            );
+        }
+        Ok(out.successful().len())
     }
 
     async fn send_as(&self, message: &StepMessage, dedup_id: String) -> Result<(), QueueError> {

@@ -322,6 +322,11 @@ impl Worker {
                 };
             }
             committed_once = true;
+            if run.forward() && (rows.len() as i64) < limit && run.going() {
+                // every decidable candle was decided: the step's caller looks once more after
+                // closing the chain (a candle cached meanwhile is not missed)
+                return Ok(Outcome::Waiting);
+            }
         }
     }
 

@@ -190,3 +190,48 @@ pub async fn unfinished(pool: &PgPool) -> Result<Vec<(Uuid, Uuid, i64)>, sqlx::E
     .fetch_all(pool)
     .await
 }
+
+/// The exchange's clock as last read (ms; 0 when never read) and the cached candles of `asset`
+/// at `timeframe` opening after `after_ms`, at most `limit`, in order (one round trip).
+pub async fn closed_after(
+    pool: &PgPool,
+    asset: &str,
+    timeframe: &str,
+    after_ms: i64,
+    limit: i64,
+) -> Result<(i64, Vec<crate::market_data::CandleRow>), sqlx::Error> {
+    type Row = (
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+        Option<f64>,
+        Option<f64>,
+        Option<f64>,
+        Option<f64>,
+        Option<f64>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT (SELECT server_time FROM exchange_clock WHERE exchange = $5) AS clock,
+                    c.open_time, c.open, c.high, c.low, c.close, c.volume
+             FROM (SELECT 1) one
+             LEFT JOIN LATERAL (
+                 SELECT open_time, open, high, low, close, volume FROM market_data_cache
+                 WHERE asset = $1 AND timeframe = $2 AND open_time > $3
+                 ORDER BY open_time LIMIT $4) c ON true",
+    )
+    .bind(asset)
+    .bind(timeframe)
+    .bind(DateTime::from_timestamp_millis(after_ms))
+    .bind(limit)
+    .bind(crate::exchange::BINANCE)
+    .fetch_all(pool)
+    .await?;
+    let clock = rows
+        .first()
+        .and_then(|r| r.0)
+        .map_or(0, |t| t.timestamp_millis());
+    let candles = rows
+        .into_iter()
+        .filter_map(|(_, t, o, h, l, c, v)| Some((t?.timestamp_millis(), o?, h?, l?, c?, v?)))
+        .collect();
+    Ok((clock, candles))
+}

@@ -505,6 +505,18 @@ async fn recorded_exchange(now: i64) -> alphalab_devstack::binance::MockBinance 
         .unwrap()
 }
 
+/// A `serve` child killed when the test ends early (a failed assertion): no stack outlives it.
+struct Serving(std::process::Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Sends SIGTERM to `child` and waits for a clean exit.
 fn terminate(child: &mut std::process::Child, rx: &std::sync::mpsc::Receiver<String>) {
     Command::new("kill")
@@ -533,7 +545,13 @@ async fn a_forward_session_survives_a_restart_of_serve_and_decides_what_closed_m
     let data_dir =
         std::env::temp_dir().join(format!("alphalab-serve-forward-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
-    let ports = [free_port(), free_port(), free_port(), free_port(), free_port()];
+    let ports = [
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    ];
     let [api, _, _, _, ws] = ports;
     let start = || {
         let mut child = serve(ports, &data_dir)
@@ -544,6 +562,7 @@ async fn a_forward_session_survives_a_restart_of_serve_and_decides_what_closed_m
             .spawn()
             .expect("starting alphalab serve");
         let rx = lines(&mut child);
+        let child = Serving(child);
         let (output, token) = until_token(&rx);
         (child, rx, output, token)
     };
@@ -609,11 +628,13 @@ async fn a_forward_session_survives_a_restart_of_serve_and_decides_what_closed_m
     assert_eq!(before["progress"]["last_candle"], "2021-02-10T13:00:00Z");
 
     // stopped (SIGTERM); three candles close while it is down; started again, not --fresh
-    terminate(&mut child, &rx);
+    terminate(&mut child.0, &rx);
     exchange.set_now(at(5) + HOUR / 2);
     let (mut child, rx, output, token) = start();
     assert!(
-        output.iter().any(|l| l.contains("resumed 1 unfinished sessions")),
+        output
+            .iter()
+            .any(|l| l.contains("resumed 1 unfinished sessions")),
         "{output:#?}"
     );
     let ws_url = output
@@ -641,7 +662,9 @@ async fn a_forward_session_survives_a_restart_of_serve_and_decides_what_closed_m
     // five candles decided: the two before, the three after, none twice (the engine refuses a
     // candle that is not after the last one); stopped, the result counts them
     client
-        .post(format!("http://127.0.0.1:{api}/api/arena/forward/{id}/stop"))
+        .post(format!(
+            "http://127.0.0.1:{api}/api/arena/forward/{id}/stop"
+        ))
         .bearer_auth(&token)
         .send()
         .await
@@ -657,7 +680,9 @@ async fn a_forward_session_survives_a_restart_of_serve_and_decides_what_closed_m
             .expect("events until session_completed")
             .unwrap()
             .unwrap();
-        let Ok(text) = frame.into_text() else { continue };
+        let Ok(text) = frame.into_text() else {
+            continue;
+        };
         let event: serde_json::Value = serde_json::from_str(&text).unwrap();
         let events = match event["event"].as_str() {
             Some("subscribed") => {
@@ -674,11 +699,18 @@ async fn a_forward_session_survives_a_restart_of_serve_and_decides_what_closed_m
     }
     let last_seq = last_seq.expect("subscribed");
     assert!(last_seq > 0, "numbered before the restart");
-    assert_eq!(seqs.first(), Some(&(last_seq + 1)), "{seqs:?} after {last_seq}");
-    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "gapless: {seqs:?}");
+    assert_eq!(
+        seqs.first(),
+        Some(&(last_seq + 1)),
+        "{seqs:?} after {last_seq}"
+    );
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "gapless: {seqs:?}"
+    );
     let done = get(format!("/api/arena/sessions/{id}")).await["session"].clone();
     assert_eq!(done["status"], "completed");
     assert_eq!(done["result"]["metrics"]["candles"], 5, "{done}");
-    terminate(&mut child, &rx);
+    terminate(&mut child.0, &rx);
     let _ = std::fs::remove_dir_all(&data_dir);
 }
