@@ -86,6 +86,26 @@ pub fn internal(what: &dyn std::fmt::Display) -> String {
     format!("internal error, reference {reference}")
 }
 
+/// Why a forward session's feed is delayed, for people (a session's `feed.reason`): what the
+/// exchange did, never a URL or a body.
+pub fn exchange(error: &adapters::binance::BinanceError) -> String {
+    use adapters::binance::BinanceError as E;
+    match error {
+        E::BackingOff { until_ms } => format!(
+            "the exchange rate-limited us: no request before {}",
+            crate::events::rfc3339(*until_ms)
+        ),
+        E::RateLimited | E::WaitTooLong(_) => "the exchange rate-limited us".into(),
+        E::UnexpectedStatus { status: 451, .. } => {
+            "the exchange refuses requests from this region (451): set BINANCE_BASE_URL to an origin that serves it".into()
+        }
+        E::UnexpectedStatus { status, .. } => format!("the exchange answered {status}"),
+        E::Network(_) => "the exchange did not answer in time".into(),
+        E::InvalidBody(_) => "the exchange's answer could not be read".into(),
+        E::OutOfTime => "the exchange could not be asked in time".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,25 +141,5 @@ mod tests {
             "{reason}"
         );
         assert!(!reason.contains("SELECT"), "{reason}");
-    }
-}
-
-/// Why a forward session's feed is delayed, for people (a session's `feed.reason`): what the
-/// exchange did, never a URL or a body.
-pub fn exchange(error: &adapters::binance::BinanceError) -> String {
-    use adapters::binance::BinanceError as E;
-    match error {
-        E::BackingOff { until_ms } => format!(
-            "the exchange rate-limited us: no request before {}",
-            crate::events::rfc3339(*until_ms)
-        ),
-        E::RateLimited | E::WaitTooLong(_) => "the exchange rate-limited us".into(),
-        E::UnexpectedStatus { status: 451, .. } => {
-            "the exchange refuses requests from this region (451): set BINANCE_BASE_URL to an origin that serves it".into()
-        }
-        E::UnexpectedStatus { status, .. } => format!("the exchange answered {status}"),
-        E::Network(_) => "the exchange did not answer in time".into(),
-        E::InvalidBody(_) => "the exchange's answer could not be read".into(),
-        E::OutOfTime => "the exchange could not be asked in time".into(),
     }
 }

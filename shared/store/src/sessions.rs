@@ -207,7 +207,9 @@ pub async fn control(
     if let Some(done) = updated {
         return Ok(Ok(done));
     }
-    let row: Option<(String, String, String, i64, Option<DateTime<Utc>>)> = sqlx::query_as(
+    // type, status, speed, version, completed_at
+    type Row = (String, String, String, i64, Option<DateTime<Utc>>);
+    let row: Option<Row> = sqlx::query_as(
         "SELECT type, status, speed, version, completed_at FROM test_sessions WHERE user_id = $1 AND id = $2",
     )
     .bind(user_id)

@@ -305,3 +305,44 @@ fn the_step_function_is_fed_by_the_fifo_queue_with_batch_failures_and_a_visibili
         assert!(policies.contains("SQSSendMessagePolicy"), "{function}");
     }
 }
+
+#[test]
+fn forward_tick_runs_every_minute_one_at_a_time_each_over_before_the_next() {
+    let source = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml"),
+    )
+    .unwrap();
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&source).unwrap();
+    let tick = &doc["Resources"]["ForwardTickFunction"]["Properties"];
+    assert_eq!(
+        tick["Events"]["EveryMinute"]["Properties"]["Schedule"].as_str(),
+        Some("rate(1 minute)")
+    );
+    assert_eq!(tick["ReservedConcurrentExecutions"].as_i64(), Some(1));
+    assert!(
+        tick["Timeout"].as_i64().unwrap() < 60,
+        "a tick ends before the next one fires"
+    );
+    let variables = &tick["Environment"]["Variables"];
+    for name in [
+        "STEPS_QUEUE_URL",
+        "BINANCE_BASE_URL",
+        "SUBSCRIPTIONS_TABLE",
+        "WEBSOCKET_API_ENDPOINT",
+    ] {
+        assert!(!variables[name].is_null(), "{name}");
+    }
+    let policies = serde_yaml_ng::to_string(&tick["Policies"]).unwrap();
+    for needed in [
+        "SQSSendMessagePolicy",
+        "dynamodb:Query",
+        "execute-api:ManageConnections",
+    ] {
+        assert!(policies.contains(needed), "{needed}: {policies}");
+    }
+    // the arena reads the forward limit, a parameter
+    assert_eq!(
+        doc["Parameters"]["ForwardMaxActive"]["Default"].as_i64(),
+        Some(10)
+    );
+}

@@ -10,7 +10,7 @@ async fn pool() -> (PgPool, TestDatabase) {
     (PgPool::connect(&db.url).await.unwrap(), db)
 }
 
-const TABLES: [&str; 16] = [
+const TABLES: [&str; 18] = [
     "users",
     "user_settings",
     "api_keys",
@@ -27,6 +27,8 @@ const TABLES: [&str; 16] = [
     "decision_cache",
     "session_equity",
     "market_data_gaps",
+    "exchange_backoff",
+    "exchange_clock",
 ];
 
 #[tokio::test]

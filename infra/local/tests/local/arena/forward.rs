@@ -263,6 +263,11 @@ async fn a_forward_session_decides_each_candle_once_as_it_closes_and_equals_a_ba
         (times[0], times[16]),
         ("2021-02-10T13:00:00Z", "2021-02-11T06:00:00Z")
     );
+    let seqs: Vec<u64> = events.iter().filter_map(|e| e["seq"].as_u64()).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "in seq order: {seqs:?}"
+    );
     assert!(!times.contains(&"2021-02-11T04:00:00Z"));
     let after_gap = events
         .iter()
