@@ -514,15 +514,27 @@ async fn recorded_exchange(now: i64) -> alphalab_devstack::binance::MockBinance 
         .unwrap()
 }
 
-/// A `serve` child killed when the test ends early (a failed assertion): no stack outlives it.
+/// A `serve` child stopped when the test ends early (a failed assertion): SIGTERM, so that it
+/// stops its Postgres and moto too, then SIGKILL if it has not exited within 30 s.
 struct Serving(std::process::Child);
 
 impl Drop for Serving {
     fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
+        if !matches!(self.0.try_wait(), Ok(None)) {
+            return;
         }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if !matches!(self.0.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
