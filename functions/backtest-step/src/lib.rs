@@ -8,7 +8,7 @@ use std::sync::Arc;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use tokio::time::Instant;
 
-use adapters::binance::{Binance, BinanceConfig};
+use adapters::binance::BinanceConfig;
 use adapters::crypto::Keyring;
 use adapters::openrouter::{OpenRouter, OpenRouterConfig, RetryPolicy};
 use platform::{ConfigError, DatabaseConfig, Env, FromEnv, TelemetryConfig};
@@ -46,14 +46,13 @@ impl FromEnv for Config {
 /// The worker, built once per cold start (no network I/O until the first step).
 pub async fn worker(config: &Config) -> Result<Worker, sqlx::Error> {
     let pool = platform::db::pool(&config.database)?;
-    let gate = Arc::new(step_worker::gate::PgGate { pool: pool.clone() });
     Ok(Worker {
+        binance: step_worker::gate::binance(&config.binance, &pool),
         pool,
         publisher: Arc::new(Publisher::new(&config.realtime).await),
         queue: StepQueue::new(&config.steps).await,
         keys: Arc::new(config.keys.clone()),
         openrouter: OpenRouter::new(config.openrouter.clone()),
-        binance: Binance::new(&config.binance).with_gate(gate),
         config: config.worker.clone(),
         retry: RetryPolicy::default(),
         faults: Arc::default(),

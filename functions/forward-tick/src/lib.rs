@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapters::binance::{Binance, BinanceConfig};
+use adapters::binance::BinanceConfig;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use platform::{ConfigError, DatabaseConfig, Env, FromEnv, TelemetryConfig};
 use realtime::{Publisher, RealtimeConfig};
@@ -45,10 +45,9 @@ impl FromEnv for Config {
 /// client obeys the back-off every function shares.
 pub async fn ticker(config: &Config) -> Result<Ticker, sqlx::Error> {
     let pool = platform::db::pool(&config.database)?;
-    let gate = Arc::new(step_worker::gate::PgGate { pool: pool.clone() });
     Ok(Ticker {
+        binance: step_worker::gate::binance(&config.binance, &pool),
         pool,
-        binance: Binance::new(&config.binance).with_gate(gate),
         queue: StepQueue::new(&config.steps).await,
         publisher: Arc::new(Publisher::new(&config.realtime).await),
     })

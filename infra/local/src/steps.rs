@@ -110,7 +110,7 @@ pub(crate) async fn resume_unfinished(
     pool: &sqlx::PgPool,
     queue: &step_worker::StepQueue,
 ) -> Result<usize> {
-    let sessions = store::forward::unfinished(pool).await?;
+    let sessions = store::steps::unfinished(pool).await?;
     for (session_id, user_id, version) in &sessions {
         queue
             .nudge(&step_worker::StepMessage {

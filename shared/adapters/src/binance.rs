@@ -47,6 +47,17 @@ pub trait Gate: Send + Sync {
     fn hold(&self, until_ms: i64, reason: String) -> GateFuture<'_, ()>;
 }
 
+/// `symbol` and `interval` go into the query string as they are: letters and digits only.
+fn plain_names(symbol: &str, interval: &str) -> Result<(), BinanceError> {
+    let plain = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric());
+    if plain(symbol) && plain(interval) {
+        return Ok(());
+    }
+    Err(BinanceError::InvalidBody(format!(
+        "symbol {symbol:?} and interval {interval:?} must be letters and digits"
+    )))
+}
+
 fn epoch_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -215,13 +226,7 @@ impl Binance {
         closed_before: i64,
         deadline: Instant,
     ) -> Result<Vec<Kline>, BinanceError> {
-        // both go into the query string as they are
-        let plain = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric());
-        if !plain(symbol) || !plain(interval) {
-            return Err(BinanceError::InvalidBody(format!(
-                "symbol {symbol:?} and interval {interval:?} must be letters and digits"
-            )));
-        }
+        plain_names(symbol, interval)?;
         let end = end_ms - 1;
         let body = self
             .get(
@@ -253,12 +258,7 @@ impl Binance {
         closed_before: i64,
         deadline: Instant,
     ) -> Result<Vec<Kline>, BinanceError> {
-        let plain = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric());
-        if !plain(symbol) || !plain(interval) {
-            return Err(BinanceError::InvalidBody(format!(
-                "symbol {symbol:?} and interval {interval:?} must be letters and digits"
-            )));
-        }
+        plain_names(symbol, interval)?;
         let limit = limit.clamp(1, PAGE);
         let body = self
             .get(
@@ -339,7 +339,9 @@ impl Binance {
             if status == 429 || status == 418 {
                 let wait =
                     crate::http::retry_after(response.headers()).unwrap_or(DEFAULT_RETRY_AFTER);
-                let until_ms = epoch_ms() + (wait as i64) * 1000;
+                // any Retry-After the exchange sends, however large, is a time (never an overflow)
+                let until_ms = epoch_ms()
+                    .saturating_add(i64::try_from(wait).unwrap_or(i64::MAX).saturating_mul(1000));
                 if let Some(gate) = &self.gate {
                     gate.hold(until_ms, format!("Binance answered {status}"))
                         .await;

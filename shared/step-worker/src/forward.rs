@@ -43,15 +43,14 @@ pub struct Begun {
     pub warmup: Vec<Candle>,
 }
 
-impl Begun {
-    /// `{"candles", "first", "last"}` (open times, RFC 3339).
-    pub fn summary(&self) -> Value {
-        json!({
-            "candles": self.warmup.len(),
-            "first": self.warmup.first().map(|c| rfc3339(c.time)),
-            "last": self.warmup.last().map(|c| rfc3339(c.time)),
-        })
-    }
+/// A warm-up as sessions and `session_initialized` show it: `{"candles", "first", "last"}`
+/// (open times, RFC 3339).
+pub fn summary(warmup: &[Candle]) -> Value {
+    json!({
+        "candles": warmup.len(),
+        "first": warmup.first().map(|c| rfc3339(c.time)),
+        "last": warmup.last().map(|c| rfc3339(c.time)),
+    })
 }
 
 /// The first step of a forward session: the anchor and the warm-up.
@@ -125,8 +124,6 @@ pub struct Filled {
     pub requests: usize,
     /// Candles newly cached.
     pub cached: u64,
-    /// Intervals newly recorded as the exchange's gaps.
-    pub gaps: u64,
 }
 
 /// Caches every candle of `asset` at `timeframe` opening after `after_ms` and closed at exchange
@@ -174,8 +171,15 @@ pub async fn fill(
                 page.last().map_or(i64::MIN, |k| k.0)
             };
             if proven_to >= from {
-                done.gaps +=
-                    market_data::record_gaps(pool, asset, tf, from, proven_to, step).await?;
+                let gaps = market_data::record_gaps(pool, asset, tf, from, proven_to, step).await?;
+                if gaps > 0 {
+                    tracing::info!(
+                        asset,
+                        timeframe = tf,
+                        gaps,
+                        "the exchange has no candles there; remembered"
+                    );
+                }
             }
             match (full, page.last()) {
                 (true, Some(k)) => from = k.0 + step,
@@ -184,14 +188,6 @@ pub async fn fill(
         }
     }
     Ok(done)
-}
-
-/// A cached candle a forward session may decide, and how many intervals before it the exchange
-/// has no candle for.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Next {
-    pub candle: Candle,
-    pub gap_before: i64,
 }
 
 /// The cached candles after `last_ms` (the last decided candle, or the anchor) closed by the
@@ -203,7 +199,7 @@ pub async fn decidable(
     timeframe: Timeframe,
     last_ms: i64,
     limit: i64,
-) -> Result<Vec<Next>, sqlx::Error> {
+) -> Result<Vec<Candle>, sqlx::Error> {
     let step = timeframe.millis();
     let tf = timeframe.as_str();
     let (closed_by, rows) = store::forward::closed_after(pool, asset, tf, last_ms, limit).await?;
@@ -220,10 +216,7 @@ pub async fn decidable(
                 break;
             }
         }
-        out.push(Next {
-            candle: candle(row),
-            gap_before: missing.max(0),
-        });
+        out.push(candle(row));
         last = row.0;
     }
     Ok(out)

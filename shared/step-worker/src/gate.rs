@@ -2,7 +2,9 @@
 //! invocation that calls Binance: the step worker's and forward-tick's clients read it before
 //! each request and write it on a 429 or 418.
 
-use adapters::binance::{Gate, GateFuture};
+use std::sync::Arc;
+
+use adapters::binance::{Binance, BinanceConfig, Gate, GateFuture};
 use chrono::DateTime;
 use sqlx::PgPool;
 
@@ -38,4 +40,9 @@ impl Gate for PgGate {
             }
         })
     }
+}
+
+/// The Binance client every function that calls the exchange uses: it obeys the shared back-off.
+pub fn binance(config: &BinanceConfig, pool: &PgPool) -> Binance {
+    Binance::new(config).with_gate(Arc::new(PgGate { pool: pool.clone() }))
 }

@@ -197,17 +197,16 @@ impl Worker {
             };
             let rows: Vec<Candle> = match run.forward() {
                 // a forward session decides the cached candles that follow its last one
-                true => crate::forward::decidable(
-                    &self.pool,
-                    run.engine.config().asset.as_str(),
-                    run.engine.config().timeframe,
-                    run.last_time.unwrap_or(start_ms - run.step_ms),
-                    limit,
-                )
-                .await?
-                .into_iter()
-                .map(|n| n.candle)
-                .collect(),
+                true => {
+                    crate::forward::decidable(
+                        &self.pool,
+                        run.engine.config().asset.as_str(),
+                        run.engine.config().timeframe,
+                        run.last_time.unwrap_or(start_ms - run.step_ms),
+                        limit,
+                    )
+                    .await?
+                }
                 false => store::market_data::next_chunk(
                     &self.pool,
                     run.engine.config().asset.as_str(),

@@ -289,7 +289,7 @@ impl Worker {
                     for c in &begun.warmup {
                         engine.warm(*c)?;
                     }
-                    let summary = begun.summary();
+                    let summary = crate::forward::summary(&begun.warmup);
                     let (Some(anchor), Some(first)) = (
                         crate::forward::time(begun.anchor),
                         crate::forward::time(begun.anchor + step_ms),
@@ -351,11 +351,7 @@ impl Worker {
                     )
                     .await?;
                     if !warm.is_empty() {
-                        warmup_summary = Some(serde_json::json!({
-                            "candles": warm.len(),
-                            "first": warm.first().map(|c| crate::events::rfc3339(c.time)),
-                            "last": warm.last().map(|c| crate::events::rfc3339(c.time)),
-                        }));
+                        warmup_summary = Some(crate::forward::summary(&warm));
                     }
                     for c in warm {
                         engine.warm(c)?;

@@ -179,18 +179,6 @@ pub async fn latest_cached(
     .await
 }
 
-/// Every unfinished session with work left (pending, running, stopping, or stopped but not
-/// finalised): what `alphalab serve` sends a step to at start-up (the queue lived in memory).
-pub async fn unfinished(pool: &PgPool) -> Result<Vec<(Uuid, Uuid, i64)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, user_id, version FROM test_sessions
-         WHERE completed_at IS NULL AND status IN ('pending', 'running', 'stopping', 'stopped')
-         ORDER BY created_at",
-    )
-    .fetch_all(pool)
-    .await
-}
-
 /// The exchange's clock as last read (ms; 0 when never read) and the cached candles of `asset`
 /// at `timeframe` opening after `after_ms`, at most `limit`, in order (one round trip).
 pub async fn closed_after(

@@ -631,6 +631,18 @@ pub async fn claim_stalled(
     .await
 }
 
+/// Every unfinished session with work left (pending, running, stopping, or stopped but not
+/// finalised): what `alphalab serve` sends a step to at start-up (the queue lived in memory).
+pub async fn unfinished(pool: &PgPool) -> Result<Vec<(Uuid, Uuid, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, user_id, version FROM test_sessions
+         WHERE completed_at IS NULL AND status IN ('pending', 'running', 'stopping', 'stopped')
+         ORDER BY created_at",
+    )
+    .fetch_all(pool)
+    .await
+}
+
 /// Gives a claim back (the nudge could not be sent): the next watchdog run tries again.
 pub async fn unclaim(pool: &PgPool, user_id: Uuid, session_id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE test_sessions SET nudged_at = NULL WHERE user_id = $1 AND id = $2")

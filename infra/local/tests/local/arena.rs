@@ -188,6 +188,17 @@ impl Arena {
             .unwrap()
     }
 
+    /// Deletes every message of this arena's steps queue: a step lost altogether.
+    pub(crate) async fn purge_steps(&self) {
+        self.sqs()
+            .await
+            .purge_queue()
+            .queue_url(&self.env.steps.url)
+            .send()
+            .await
+            .unwrap();
+    }
+
     /// Starts the event source mapping: steps run from now on.
     pub(crate) async fn run_steps(&mut self) {
         self.run_steps_delivering(1).await

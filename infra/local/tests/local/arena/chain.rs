@@ -393,15 +393,7 @@ async fn a_step_message_lost_mid_run_is_sent_again_by_the_watchdog_and_the_resul
     until_cursor(&arena, &token, id, 8).await;
     // the step dies with its invocation and its message is deleted: nothing will deliver it
     arena.stop_steps();
-    let sqs = aws_sdk_sqs::Client::new(
-        &alphalab_devstack::moto::sdk_config(alphalab_devstack::moto::test_endpoint().unwrap())
-            .await,
-    );
-    sqs.purge_queue()
-        .queue_url(&arena.env.steps.url)
-        .send()
-        .await
-        .unwrap();
+    arena.purge_steps().await;
     assert_eq!(arena.queue_depth().await, 0);
     let stalled_at = cursor(&arena, &token, id).await;
     arena.run_steps().await;

@@ -633,15 +633,7 @@ async fn a_lost_step_is_sent_again_by_the_watchdog_and_no_candle_is_decided_twic
     arena.binance.set_now(ms("2021-02-10T14:30:00Z"));
     let report = arena.tick().await;
     assert_eq!(report.steps_sent, 1, "{report:?}");
-    let sqs = aws_sdk_sqs::Client::new(
-        &alphalab_devstack::moto::sdk_config(alphalab_devstack::moto::test_endpoint().unwrap())
-            .await,
-    );
-    sqs.purge_queue()
-        .queue_url(&arena.env.steps.url)
-        .send()
-        .await
-        .unwrap();
+    arena.purge_steps().await;
     arena.run_steps().await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
