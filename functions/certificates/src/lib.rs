@@ -14,7 +14,7 @@
 //! the snapshot. Verify recomputes the digest from the rows as stored now: an edit of the result
 //! or of one trade after issuance shows as `matches: false`.
 
-pub mod canonical;
+pub use evidence::canonical;
 pub mod code;
 pub mod pdf;
 

@@ -417,6 +417,31 @@ impl Engine {
         self.apply_order(decision.action, &decision.order)
     }
 
+    /// `apply_order` after closing any open position at the close (a `signal` exit): so a new
+    /// position opens even on the side already held (a random agent of the evidence placing a
+    /// trade right where its previous one ends).
+    pub fn apply_fresh(&mut self, action: Action, order: &Order) -> Result<Applied, EngineError> {
+        if self.finished {
+            return Err(EngineError::Finished);
+        }
+        let candle = self
+            .candle
+            .filter(|_| self.awaiting)
+            .ok_or(EngineError::NoCandle)?;
+        let mut closed: Vec<Trade> = self.range_exit.take().into_iter().collect();
+        let signal_close = self.position.is_some();
+        if signal_close {
+            closed.extend(self.close(&candle, candle.close, ExitType::Signal));
+        }
+        let mut applied = self.apply_order(action, order)?;
+        closed.append(&mut applied.closed);
+        applied.closed = closed;
+        if signal_close && applied.action == Action::Hold {
+            applied.action = Action::Close;
+        }
+        Ok(applied)
+    }
+
     /// `apply` for an action and order without the rest of a decision.
     #[inline(always)]
     pub fn apply_order(&mut self, action: Action, order: &Order) -> Result<Applied, EngineError> {

@@ -310,6 +310,18 @@ pub struct Metrics {
     pub equity_curve: Vec<EquityPoint>,
 }
 
+impl Metrics {
+    /// The metrics as a JSON object without the equity curve: what a result, its ledger's seal
+    /// and its certificate state.
+    pub fn summary_json(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        if let Some(m) = value.as_object_mut() {
+            m.remove("equity_curve");
+        }
+        value
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

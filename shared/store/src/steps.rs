@@ -464,11 +464,7 @@ async fn insert_trades(tx: &mut sqlx::PgConnection, c: &Commit<'_>) -> Result<()
 /// The metrics as `alphalab backtest` prints them (without the equity curve, which has its own
 /// column).
 pub fn metrics_json(metrics: &Metrics) -> Value {
-    let mut value = serde_json::to_value(metrics).unwrap_or(Value::Null);
-    if let Some(m) = value.as_object_mut() {
-        m.remove("equity_curve");
-    }
-    value
+    metrics.summary_json()
 }
 
 async fn insert_result(
