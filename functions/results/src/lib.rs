@@ -8,12 +8,17 @@
 //! | `GET /api/results/{id}/trades` | 200 `{"trades", "next_cursor"}` by `trade_no` |
 //! | `GET /api/results/{id}/reasoning` | 200 `{"reasoning", "next_cursor"}` by candle |
 //! | `GET /api/results/{id}/equity` | 200 `{"equity"}`: the chart's curve with buy & hold |
+//! | `GET /api/results/{id}/ledger` | 200 JSON Lines: the signed ledger, a page at a time |
+//! | `GET /api/ledger/keys` | 200 `{"keys"}`: every key that signed a ledger (public) |
 //!
-//! Every route needs a Clerk bearer token; another user's result is a 404, as a random id. A
-//! bad query parameter is a 422 naming it.
+//! Every route but the keys needs a Clerk bearer token; another user's result is a 404, as a
+//! random id. A bad query parameter is a 422 naming it.
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use platform::auth::AuthUser;
 use platform::error::ErrorBody;
 use platform::extract::{Json, Path, Query};
@@ -41,6 +46,8 @@ pub fn api() -> OpenApiRouter<ApiState> {
         .routes(routes!(trades))
         .routes(routes!(reasoning))
         .routes(routes!(equity))
+        .routes(routes!(ledger))
+        .routes(routes!(ledger_keys))
 }
 
 /// The routes with their state, unfinished: the local tool merges them with other functions'.
@@ -308,4 +315,83 @@ async fn equity(
         .ok_or(ApiError::NotFound("result"))?;
     let equity = results::curve(&api.pool, user.id, &at).await?;
     Ok(Json(EquityResponse { equity }))
+}
+
+/// A page of a ledger's lines.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct LedgerParams {
+    /// Lines per page, 1..100,000 (default 50,000); a page also ends before 4 MiB.
+    #[param(value_type = Option<i64>)]
+    pub limit: Option<String>,
+    /// `X-Next-Cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// The largest ledger page (Lambda's 6 MB response, base64 included, fits it).
+pub const LEDGER_PAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// The result's signed ledger (JSON Lines, each line ending in `\n`): the header, one line per
+/// candle the engine saw, the seal. Pages concatenated are the ledger; `X-Next-Cursor` names the
+/// next page while lines remain.
+#[utoipa::path(get, path = "/api/results/{id}/ledger", tag = "results",
+    params(("id" = Uuid, Path), LedgerParams), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "a page of the ledger (`X-Next-Cursor` while lines remain)",
+            content_type = "application/x-ndjson"),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[tracing::instrument(skip_all)]
+async fn ledger(
+    State(api): State<ApiState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+    Query(q): Query<LedgerParams>,
+) -> ApiResult<Response> {
+    let mut p = Params::new();
+    let limit = p.number("limit", q.limit.as_deref(), 1..=100_000, 50_000);
+    let tag = format!("ledger:{id}");
+    let from = p
+        .cursor(q.cursor.as_deref(), |c| {
+            store::page::decode_key(&tag, c)?
+                .parse::<i64>()
+                .ok()
+                .filter(|&n| n > 0)
+        })
+        .unwrap_or(0);
+    p.finish()?;
+    let page = store::ledger::page(&api.pool, user.id, id, from, limit, LEDGER_PAGE_BYTES)
+        .await?
+        .ok_or(ApiError::NotFound("ledger"))?;
+    let mut body = String::with_capacity(page.lines.iter().map(|l| l.len() + 1).sum());
+    for line in &page.lines {
+        body.push_str(line);
+        body.push('\n');
+    }
+    let mut response = Body::from(body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    if let Some(value) = page
+        .next
+        .map(|n| store::page::encode_key(&tag, &n.to_string()))
+        .and_then(|n| HeaderValue::from_str(&n).ok())
+    {
+        headers.insert("x-next-cursor", value);
+    }
+    Ok(response)
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct KeysResponse {
+    pub keys: Vec<store::ledger::Key>,
+}
+
+/// The public keys that signed ledgers, oldest first (a rotation keeps the old ones). No token.
+#[utoipa::path(get, path = "/api/ledger/keys", tag = "results",
+    responses((status = 200, body = KeysResponse)))]
+#[tracing::instrument(skip_all)]
+async fn ledger_keys(State(api): State<ApiState>) -> ApiResult<Json<KeysResponse>> {
+    let keys = store::ledger::keys(&api.pool).await?;
+    Ok(Json(KeysResponse { keys }))
 }

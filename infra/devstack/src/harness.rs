@@ -53,6 +53,13 @@ impl TestEnv {
         let steps = crate::sqs::create_steps_queue(&sqs, &name, 720, 5).await?;
         vars.insert("STEPS_QUEUE_URL".into(), steps.url.clone());
         vars.insert("LOG_FORMAT".into(), "pretty".into());
+        // the ledgers' signing key, as `alphalab serve` makes one: a development secret
+        let mut seed = [0u8; 32];
+        let _ = aws_lc_rs::rand::fill(&mut seed);
+        vars.insert(
+            "LEDGER_SIGNING_KEY".into(),
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, seed),
+        );
         Ok(Self {
             db,
             issuer,

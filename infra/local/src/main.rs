@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 mod api;
 mod backtest;
 mod bench_arena;
+mod bench_evidence;
 mod bench_forward;
 mod bench_lookahead;
 mod bench_results;
@@ -19,6 +20,7 @@ mod secrets;
 mod serve;
 mod steps;
 mod token;
+mod verify_ledger;
 mod watch;
 
 #[derive(Parser)]
@@ -60,12 +62,18 @@ enum Command {
     /// Time the exports of a 45,024-candle sma-cross result and `GET /api/results` for a user
     /// with 10,000 results (starts its own Postgres and moto).
     BenchResults(bench_results::BenchResultsArgs),
+    /// Measure the evidence of the bundled BTCUSDT 1h sma-cross result and a ledger's
+    /// verification (no database).
+    BenchEvidence(bench_evidence::BenchEvidenceArgs),
     /// Re-encrypt every stored API key with the active version of ENCRYPTION_KEYS (idempotent,
     /// in batches).
     RotateKeys(rotate::RotateArgs),
     /// Print a session's live events, one JSON line each, until it is over (through the
     /// WebSocket API: `--ws-url`, `--token` or `TOKEN`).
     Watch(watch::WatchArgs),
+    /// Check a result's signed ledger (a file or a result URL): the hash chain, the seal's
+    /// signature, and a replay of the engine to the same metrics and evidence.
+    VerifyLedger(verify_ledger::VerifyLedgerArgs),
     /// Backtest a baseline agent on a CSV of candles; metrics as JSON on stdout.
     Backtest(backtest::BacktestArgs),
     /// Compute indicators over a CSV of candles; CSV on stdout.
@@ -86,6 +94,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(args) => token::run(args),
         Command::Watch(args) => watch::run(args).await,
         Command::Backtest(args) => backtest::backtest(args),
+        Command::VerifyLedger(args) => verify_ledger::run(args).await,
         Command::Indicators(args) => backtest::indicators(args),
         Command::Migrate => {
             alphalab_devstack::pg::migrate(&database_url()?).await?;
@@ -99,6 +108,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::BenchLookahead(args) => bench_lookahead::run(args).await,
         Command::BenchSessions(args) => bench_sessions::run(args).await,
         Command::BenchResults(args) => bench_results::run(args).await,
+        Command::BenchEvidence(args) => bench_evidence::run(args),
         Command::LoadData => {
             let pool = sqlx::PgPool::connect(&database_url()?).await?;
             let rows = data::load_bundled(&pool).await?;

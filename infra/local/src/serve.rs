@@ -171,6 +171,12 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         })?;
         vars.insert("ENCRYPTION_KEYS".into(), keys);
     }
+    if env_var("LEDGER_SIGNING_KEY").is_none() {
+        let key = crate::secrets::load_or_create(&data_dir, "ledger-signing-key", || {
+            Ok(evidence::ledger::SigningKey::generate_seed())
+        })?;
+        vars.insert("LEDGER_SIGNING_KEY".into(), key);
+    }
     if env_var("CLERK_WEBHOOK_SECRET").is_none() {
         let secret = crate::secrets::load_or_create(
             &data_dir,

@@ -137,7 +137,9 @@ mod tests {
 
     #[test]
     fn a_constant_edge_is_significant_and_none_is_not() {
-        let r: Vec<f64> = (0..500).map(|i| 0.001 + 0.01 * ((i % 7) as f64 - 3.0)).collect();
+        let r: Vec<f64> = (0..500)
+            .map(|i| 0.001 + 0.01 * ((i % 7) as f64 - 3.0))
+            .collect();
         let b: Vec<f64> = (0..500).map(|i| 0.01 * ((i % 7) as f64 - 3.0)).collect();
         let out = buy_hold(3, 500, &r, &b, 60.0, Some(10.0), 2);
         // every difference is exactly 0.001: no resample's centred mean reaches it
@@ -149,7 +151,9 @@ mod tests {
 
     #[test]
     fn the_figures_do_not_depend_on_the_threads() {
-        let d: Vec<f64> = (0..300).map(|i| ((i * 37 % 11) as f64 - 5.0) / 100.0).collect();
+        let d: Vec<f64> = (0..300)
+            .map(|i| ((i * 37 % 11) as f64 - 5.0) / 100.0)
+            .collect();
         assert_eq!(
             resampled_means(11, &d, 64, 1),
             resampled_means(11, &d, 64, 3)

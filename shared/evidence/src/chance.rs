@@ -7,6 +7,9 @@
 //! entering at an entry candle's close and exiting at the close of its last candle. So it has the
 //! agent's exposure and costs, and no information.
 //!
+//! A trade opened on the run's last candle (closed by the session's end at that same close)
+//! holds no candle and is left out.
+//!
 //! The draw of agent `i` (stream `(Chance, i)`, see [`crate::rng`]): a Fisher-Yates shuffle of
 //! the trades (`for j in (1..k).rev() { swap(j, below(j + 1)) }`), then `k` bar positions out of
 //! `S + k` by Floyd's algorithm (`for j in S..S+k { t = below(j + 1); mark t, or j when t is
@@ -20,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::rng::{Purpose, Rng};
 
-/// What a random agent replays of one agent trade.
+/// What a random agent replays of one agent trade (see [`null_trades`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NullTrade {
     pub side: Side,
@@ -38,6 +41,10 @@ pub fn null_trades(trades: &[Trade], equity: &[f64], config: &EngineConfig) -> V
     let fee = config.fee_bps / 10_000.0;
     trades
         .iter()
+        // a trade opened on the last candle and closed by the session's end at the same close
+        // holds no candle: there is nothing to place (its costs stay the agent's alone, which
+        // only makes the random agents harder to beat)
+        .filter(|t| t.exit_index > t.entry_index)
         .map(|t| {
             let lev = f64::from(t.leverage.max(1));
             let margin = t.quantity * t.entry_price / lev;
@@ -51,7 +58,7 @@ pub fn null_trades(trades: &[Trade], equity: &[f64], config: &EngineConfig) -> V
             let size = margin * (1.0 + lev * fee) / before;
             NullTrade {
                 side: t.side,
-                holding: (t.exit_index.saturating_sub(t.entry_index) as usize).max(1),
+                holding: (t.exit_index - t.entry_index) as usize,
                 size: if size.is_finite() {
                     size.clamp(engine::rules::MIN_SIZE, 1.0)
                 } else {
@@ -140,12 +147,7 @@ pub fn arrange(
 }
 
 /// Total return (%) of one random agent: its trades through the engine at `entries`.
-fn play(
-    config: &EngineConfig,
-    candles: &[Candle],
-    trades: &[NullTrade],
-    entries: &[usize],
-) -> f64 {
+fn play(config: &EngineConfig, candles: &[Candle], trades: &[NullTrade], entries: &[usize]) -> f64 {
     let Ok(mut engine) = Engine::new(config.clone()) else {
         return 0.0;
     };
@@ -258,7 +260,10 @@ pub fn chance(
         return Chance::none(0, "random agents are turned off (EVIDENCE_NULL_AGENTS=0)");
     }
     if trades.is_empty() {
-        return Chance::none(agents, "no closed trade: nothing to place at random");
+        return Chance::none(
+            agents,
+            "no closed trade that held a candle: nothing to place at random",
+        );
     }
     let Some(mut returns) = null_returns(seed, agents, config, candles, trades, threads) else {
         return Chance::none(

@@ -249,7 +249,10 @@ mod tests {
             r.cutoff("anthropic/claude-3.5-sonnet").unwrap().0,
             date("2024-04-30")
         );
-        assert_eq!(r.cutoff("openai/gpt-4o-mini").unwrap().0, date("2023-10-01"));
+        assert_eq!(
+            r.cutoff("openai/gpt-4o-mini").unwrap().0,
+            date("2023-10-01")
+        );
         assert_eq!(r.cutoff("openai/gpt-5-mini").unwrap().0, date("2024-05-31"));
         assert_eq!(r.cutoff("openai/gpt-5").unwrap().0, date("2024-09-30"));
         assert!(r.cutoff("acme/unknown-model").is_none());
@@ -260,8 +263,8 @@ mod tests {
         assert_eq!(Registry::parse("a,b,c\n"), Err(RegistryError::Header));
         let e = Registry::parse("model,cutoff,source\nx/y,2024-13-01,here\n").unwrap_err();
         assert_eq!(e.to_string(), "line 2: the cutoff is a date YYYY-MM-DD");
-        let exact = Registry::parse("model,cutoff,source\nx/y,2024-01-01,a\nx/*,2023-01-01,b\n")
-            .unwrap();
+        let exact =
+            Registry::parse("model,cutoff,source\nx/y,2024-01-01,a\nx/*,2023-01-01,b\n").unwrap();
         assert_eq!(exact.cutoff("x/y").unwrap().1, "a");
         assert_eq!(exact.cutoff("x/z").unwrap().1, "b");
     }

@@ -156,7 +156,10 @@ pub fn verdict(chance: &Chance, buy_hold: &BuyHold) -> Verdict {
                 "indistinguishable from chance".into()
             }
         ),
-        _ => "not tested against random agents (no closed trade or none asked): indistinguishable from chance".into(),
+        _ => format!(
+            "not tested against random agents ({}): indistinguishable from chance",
+            chance.reason.as_deref().unwrap_or("no figures")
+        ),
     };
     let hold_part = match (buy_hold.excess_return_pct, buy_hold.p_value) {
         (Some(excess), Some(p)) if beats_buy_hold => {

@@ -134,11 +134,12 @@ impl Worker {
             .map(|(time, equity)| EquityPoint { time, equity })
             .collect();
         points.extend(run.points.iter().copied());
-        run.engine.rebuild_curve(points);
+        run.engine.rebuild_curve(points.iter().copied());
         let (closed, metrics): (Vec<Trade>, Metrics) = run.engine.finish()?;
         run.events.extend(closed.iter().map(crate::events::closed));
         run.trades.extend(closed);
         let result_id = Uuid::new_v4();
+        let sealed = self.seal(run, result_id, &metrics, &points).await?;
         let economics = store::sessions::economics(&self.pool, run.user_id, run.session_id).await?;
         let result = SessionResult::new(
             result_id,
@@ -147,6 +148,10 @@ impl Worker {
             metrics.final_equity,
             steps::metrics_json(&metrics),
             economics,
+        )
+        .with_evidence(
+            sealed.as_ref().map(|s| s.evidence.clone()),
+            sealed.as_ref().map(|s| s.methodology.clone()),
         );
         run.events
             .push(Event::StatsUpdate(crate::events::stats_of(&run.engine)));
@@ -168,6 +173,7 @@ impl Worker {
                     metrics: &metrics,
                     mode: &mode,
                     duration_seconds: duration,
+                    sealed: sealed.as_ref(),
                 }),
             )
             .await?;

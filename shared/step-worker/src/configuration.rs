@@ -1,5 +1,6 @@
 //! The step worker's configuration (every variable is in the README).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use config::{ConfigError, Env, FromEnv};
@@ -12,7 +13,8 @@ use config::{ConfigError, Env, FromEnv};
 /// each receive, at most 5 minutes), `STEP_IDLE_AFTER_SECS` (a paced session nobody watched for
 /// this long runs at instant, default 120), `MODEL_MAX_FAILURES` (candles in a row whose model
 /// call failed after its retries before the session fails, default 5),
-/// `OPENROUTER_MAX_CONCURRENCY` (calls in flight at once per key, default 8).
+/// `OPENROUTER_MAX_CONCURRENCY` (calls in flight at once per key, default 8); the evidence's
+/// variables (see [`EvidenceConfig`]).
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     pub budget: Duration,
@@ -23,6 +25,52 @@ pub struct WorkerConfig {
     pub max_model_failures: i32,
     /// Calls in flight at once per key (`OPENROUTER_MAX_CONCURRENCY`, default 8).
     pub max_concurrent_calls: usize,
+    pub evidence: EvidenceConfig,
+}
+
+/// What the evidence on a result takes: `EVIDENCE_NULL_AGENTS` (random agents, default 1,000;
+/// 0 turns them off), `EVIDENCE_BOOTSTRAP_RESAMPLES` (default 2,000; 0 turns the bootstrap off),
+/// `MODEL_CUTOFFS_FILE` (a registry replacing the bundled `data/model-cutoffs.csv`, same format)
+/// and `LEDGER_SIGNING_KEY` (required: the base64 of the 32-byte Ed25519 seed that signs ledgers;
+/// a secret).
+#[derive(Debug, Clone)]
+pub struct EvidenceConfig {
+    pub settings: evidence::Settings,
+    pub registry: Arc<evidence::Registry>,
+    pub key: Arc<evidence::ledger::SigningKey>,
+}
+
+impl FromEnv for EvidenceConfig {
+    fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let registry = match env.get("MODEL_CUTOFFS_FILE") {
+            None => evidence::Registry::bundled(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path.trim()).map_err(|e| {
+                    ConfigError::invalid("MODEL_CUTOFFS_FILE", format!("unreadable: {e}"))
+                })?;
+                evidence::Registry::parse(&text)
+                    .map_err(|e| ConfigError::invalid("MODEL_CUTOFFS_FILE", e.to_string()))?
+            }
+        };
+        let key = evidence::ledger::SigningKey::from_base64(&env.require("LEDGER_SIGNING_KEY")?)
+            .map_err(|e| ConfigError::invalid("LEDGER_SIGNING_KEY", e.to_string()))?;
+        Ok(Self {
+            settings: evidence::Settings {
+                null_agents: env.number(
+                    "EVIDENCE_NULL_AGENTS",
+                    evidence::DEFAULT_NULL_AGENTS,
+                    0..=100_000,
+                )?,
+                resamples: env.number(
+                    "EVIDENCE_BOOTSTRAP_RESAMPLES",
+                    evidence::DEFAULT_RESAMPLES,
+                    0..=100_000,
+                )?,
+            },
+            registry: Arc::new(registry),
+            key: Arc::new(key),
+        })
+    }
 }
 
 impl FromEnv for WorkerConfig {
@@ -35,6 +83,7 @@ impl FromEnv for WorkerConfig {
             idle_after: Duration::from_secs(env.number("STEP_IDLE_AFTER_SECS", 120, 1..=7_200)?),
             max_model_failures: env.number("MODEL_MAX_FAILURES", 5, 1..=1_000)?,
             max_concurrent_calls: env.number("OPENROUTER_MAX_CONCURRENCY", 8, 1..=64)?,
+            evidence: EvidenceConfig::from_env(env)?,
         })
     }
 }
@@ -59,7 +108,11 @@ mod tests {
 
     #[test]
     fn failures_back_off_five_then_four_times_longer_up_to_five_minutes() {
-        let config = WorkerConfig::from_env(&Env::from_lookup(|_| None)).unwrap();
+        let config = WorkerConfig::from_env(&Env::from_lookup(|name| {
+            (name == "LEDGER_SIGNING_KEY")
+                .then(|| "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into())
+        }))
+        .unwrap();
         let delays: Vec<u64> = (1..=6).map(|n| config.retry_delay(n).as_secs()).collect();
         assert_eq!(delays, [5, 20, 80, 300, 300, 300]);
         // the four waits between five receives

@@ -168,6 +168,7 @@ pub fn thought_from(answer: &store::decisions::Cached, index: u64, time_ms: i64)
         thought.completion_tokens = answer.completion_tokens;
         thought.cost_usd = answer.cost_usd;
         thought.latency_ms = answer.latency_ms;
+        thought.answer_hash = Some(hash_hex(answer.content.as_bytes()));
         return thought;
     }
     let decision = parse(&answer.content);
@@ -186,6 +187,7 @@ pub fn thought_from(answer: &store::decisions::Cached, index: u64, time_ms: i64)
         latency_ms: answer.latency_ms,
         error: decision.error,
         from_cache: false,
+        answer_hash: Some(hash_hex(answer.content.as_bytes())),
     }
 }
 
@@ -206,6 +208,7 @@ pub fn failed_thought(error: String, hash: &str, index: u64, time_ms: i64) -> Th
         latency_ms: None,
         error: Some(error),
         from_cache: false,
+        answer_hash: None,
     }
 }
 

@@ -9,7 +9,8 @@
 //! - [`worker`]: one step: the record in, the session restored, the next step sent; backoff.
 //! - [`run`]: the candles of a step, paced or at instant, with [`window`] for a model agent's
 //!   lookahead window and [`decider`] for how the agent decides.
-//! - [`commit`]: commit, publish (the outbox first), finish, and failing a session.
+//! - [`commit`]: commit, publish (the outbox first), finish, and failing a session; [`seal`]:
+//!   the result's evidence, methodology card and signed ledger, built as it is written.
 //! - [`candles`]: every candle of the range cached before the run, gaps remembered.
 //! - [`events`], [`reasons`]: what the session's subscribers and its user are told.
 //! - [`control`]: pause, resume, stop and speed, shared by the WebSocket and REST routes.
@@ -33,12 +34,13 @@ pub mod queue;
 pub mod reasons;
 pub mod reconcile;
 pub mod run;
+pub mod seal;
 pub mod tick;
 pub mod watchdog;
 pub mod window;
 pub mod worker;
 
-pub use configuration::WorkerConfig;
+pub use configuration::{EvidenceConfig, WorkerConfig};
 pub use control::Controls;
 pub use faults::{Faults, KillPoint};
 pub use queue::{StepMessage, StepQueue, StepsConfig};

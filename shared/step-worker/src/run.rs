@@ -71,6 +71,14 @@ pub(crate) struct Run {
     pub(crate) model_failures: i32,
     pub(crate) started_at: DateTime<Utc>,
     pub(crate) mode: String,
+    /// The agent's model (an OpenRouter id or a baseline) and temperature.
+    pub(crate) model: String,
+    pub(crate) temperature: f64,
+    /// Warm-up candles asked for, and the lookahead (the session's settings).
+    pub(crate) warmup_candles: u32,
+    pub(crate) lookahead_asked: u32,
+    /// Open time from which candles are decided.
+    pub(crate) start_ms: i64,
     pub(crate) starting_capital: f64,
     pub(crate) api_key_id: Option<Uuid>,
     /// Candles asked at once (1..16); halved after a 429 for the rest of the step.

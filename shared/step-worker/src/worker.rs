@@ -402,6 +402,11 @@ impl Worker {
             model_failures: s.model_failures,
             started_at: s.started_at.unwrap_or_else(Utc::now),
             mode: snapshot.mode.clone(),
+            model: snapshot.model.clone(),
+            temperature: snapshot.temperature,
+            warmup_candles: config.warmup_candles,
+            lookahead_asked: if forward { 1 } else { config.lookahead },
+            start_ms,
             starting_capital: s.starting_capital,
             api_key_id: snapshot.api_key_id,
             // a forward session decides one candle at a time, when it closes

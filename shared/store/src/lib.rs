@@ -41,6 +41,7 @@ pub mod dashboard;
 pub mod decisions;
 pub mod exchange;
 pub mod forward;
+pub mod ledger;
 pub mod market_data;
 pub mod notifications;
 pub mod results;

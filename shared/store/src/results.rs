@@ -356,6 +356,16 @@ pub struct ResultDetail {
     pub metrics: Value,
     pub config: AppliedConfig,
     pub agent_snapshot: AgentView,
+    /// Better than chance, better than holding (`null` for results written before evidence;
+    /// see the README's "Evidence").
+    #[schema(value_type = Option<Object>)]
+    pub evidence: Option<Value>,
+    /// How the result was produced and what it can prove: data, fills, costs, model, the
+    /// model's training cutoff against the window, and the evidence grade.
+    #[schema(value_type = Option<Object>)]
+    pub methodology: Option<Value>,
+    /// The seal's `head` of the signed ledger (`GET /api/results/{id}/ledger`).
+    pub ledger_head: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -374,6 +384,9 @@ struct DetailRow {
     config: Json<SessionConfig>,
     agent_snapshot: Json<AgentSnapshot>,
     speed: String,
+    evidence: Option<Value>,
+    methodology: Option<Value>,
+    ledger_head: Option<String>,
 }
 
 /// The caller's result `id`; `None` when it is not theirs or not there.
@@ -385,7 +398,7 @@ pub async fn get(
     let row: Option<DetailRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {SUMMARY}, r.metrics, r.buy_hold_return_pct, r.profit_factor, r.sharpe_ratio,
                 r.sortino_ratio, r.calmar_ratio, r.winning_trades, r.losing_trades, r.fees_paid,
-                r.config, r.agent_snapshot, s.speed
+                r.config, r.agent_snapshot, s.speed, r.evidence, r.methodology, r.ledger_head
          {FROM} WHERE r.user_id = $1 AND r.id = $2"
     )))
     .bind(user_id)
@@ -438,6 +451,9 @@ pub async fn get(
             },
             metrics,
             summary: r.summary,
+            evidence: r.evidence,
+            methodology: r.methodology,
+            ledger_head: r.ledger_head,
         }
     }))
 }

@@ -312,6 +312,12 @@ pub struct SessionResult {
     pub cost_per_trade_usd: Option<f64>,
     /// Total PnL net of the model's cost.
     pub net_pnl: f64,
+    /// Better than chance, better than holding (`null` for results written before evidence).
+    #[schema(value_type = Option<Object>)]
+    pub evidence: Option<Value>,
+    /// How the result was produced and what it can prove (the methodology card).
+    #[schema(value_type = Option<Object>)]
+    pub methodology: Option<Value>,
 }
 
 impl SessionResult {
@@ -347,7 +353,16 @@ impl SessionResult {
             model_cost_usd: economics.model_cost_usd,
             cost_per_trade_usd: (trades > 0).then(|| economics.model_cost_usd / trades as f64),
             net_pnl: total_pnl - economics.model_cost_usd,
+            evidence: None,
+            methodology: None,
         }
+    }
+
+    /// The result with its evidence and methodology card.
+    pub fn with_evidence(mut self, evidence: Option<Value>, methodology: Option<Value>) -> Self {
+        self.evidence = evidence;
+        self.methodology = methodology;
+        self
     }
 }
 
@@ -467,24 +482,29 @@ struct SessionRow {
     r_cached_decisions: Option<i64>,
     r_speculative_calls_wasted: Option<i64>,
     r_model_cost_usd: Option<f64>,
+    evidence: Option<Value>,
+    methodology: Option<Value>,
 }
 
 impl From<SessionRow> for Session {
     fn from(r: SessionRow) -> Self {
         let result = match (r.result_id, r.final_equity, r.metrics) {
-            (Some(id), Some(equity), Some(metrics)) => Some(SessionResult::new(
-                id,
-                r.status == "completed",
-                r.starting_capital,
-                equity,
-                metrics,
-                Economics {
-                    model_calls: r.r_model_calls.unwrap_or(0),
-                    cached_decisions: r.r_cached_decisions.unwrap_or(0),
-                    speculative_calls_wasted: r.r_speculative_calls_wasted.unwrap_or(0),
-                    model_cost_usd: r.r_model_cost_usd.unwrap_or(0.0),
-                },
-            )),
+            (Some(id), Some(equity), Some(metrics)) => Some(
+                SessionResult::new(
+                    id,
+                    r.status == "completed",
+                    r.starting_capital,
+                    equity,
+                    metrics,
+                    Economics {
+                        model_calls: r.r_model_calls.unwrap_or(0),
+                        cached_decisions: r.r_cached_decisions.unwrap_or(0),
+                        speculative_calls_wasted: r.r_speculative_calls_wasted.unwrap_or(0),
+                        model_cost_usd: r.r_model_cost_usd.unwrap_or(0.0),
+                    },
+                )
+                .with_evidence(r.evidence, r.methodology),
+            ),
             _ => None,
         };
         Self {
@@ -546,7 +566,7 @@ macro_rules! session_select {
                 r.id AS result_id, r.final_equity, r.metrics, r.model_calls AS r_model_calls,
                 r.cached_decisions AS r_cached_decisions,
                 r.speculative_calls_wasted AS r_speculative_calls_wasted,
-                r.model_cost_usd AS r_model_cost_usd
+                r.model_cost_usd AS r_model_cost_usd, r.evidence, r.methodology
          FROM test_sessions s
          LEFT JOIN test_results r ON r.user_id = s.user_id AND r.session_id = s.id "
         )

@@ -103,6 +103,9 @@ pub struct Thought {
     /// Reused from an earlier run's identical request (no call, no cost).
     #[serde(default)]
     pub from_cache: bool,
+    /// SHA-256 of the answer's content (hex; `None`: no answer came).
+    #[serde(default)]
+    pub answer_hash: Option<String>,
 }
 
 /// The stored decisions of candles `from..to` (indexes), in order.
@@ -116,7 +119,7 @@ pub async fn thoughts(
     sqlx::query_as(
         "SELECT candle_index, candle_time, prompt_hash, action, reasoning, confidence,
                 order_details, raw_response, prompt_tokens, completion_tokens, cost_usd,
-                latency_ms, error, from_cache
+                latency_ms, error, from_cache, answer_hash
          FROM ai_thoughts WHERE user_id = $1 AND session_id = $2
            AND candle_index >= $3 AND candle_index < $4
          ORDER BY candle_index",
@@ -125,6 +128,34 @@ pub async fn thoughts(
     .bind(session_id)
     .bind(from)
     .bind(to)
+    .fetch_all(pool)
+    .await
+}
+
+/// What a result's ledger records of one stored model decision.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct LedgerDecision {
+    pub candle_index: i64,
+    pub action: String,
+    pub order_details: Option<Value>,
+    pub prompt_hash: Option<String>,
+    pub answer_hash: Option<String>,
+    pub error: Option<String>,
+    pub from_cache: bool,
+}
+
+/// Every stored decision of a session, in candle order (without the reasoning).
+pub async fn ledger_decisions(
+    pool: &PgPool,
+    user_id: Uuid,
+    session_id: Uuid,
+) -> Result<Vec<LedgerDecision>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT candle_index, action, order_details, prompt_hash, answer_hash, error, from_cache
+         FROM ai_thoughts WHERE user_id = $1 AND session_id = $2 ORDER BY candle_index",
+    )
+    .bind(user_id)
+    .bind(session_id)
     .fetch_all(pool)
     .await
 }
@@ -148,15 +179,16 @@ pub async fn save_thoughts(
         "WITH ins AS (
              INSERT INTO ai_thoughts (session_id, user_id, candle_index, candle_time, prompt_hash,
                  action, reasoning, confidence, order_details, raw_response, prompt_tokens,
-                 completion_tokens, cost_usd, latency_ms, error, from_cache)
+                 completion_tokens, cost_usd, latency_ms, error, from_cache, answer_hash)
              SELECT $2, $1, t.candle_index, t.candle_time, t.prompt_hash, t.action, t.reasoning,
                     t.confidence, t.order_details, t.raw_response, t.prompt_tokens,
-                    t.completion_tokens, t.cost_usd, t.latency_ms, t.error, t.from_cache
+                    t.completion_tokens, t.cost_usd, t.latency_ms, t.error, t.from_cache,
+                    t.answer_hash
              FROM jsonb_to_recordset($3) AS t(candle_index bigint, candle_time timestamptz,
                  prompt_hash text, action text, reasoning text, confidence integer,
                  order_details jsonb, raw_response text, prompt_tokens integer,
                  completion_tokens integer, cost_usd double precision, latency_ms integer,
-                 error text, from_cache boolean)
+                 error text, from_cache boolean, answer_hash text)
              ON CONFLICT (session_id, candle_index) DO NOTHING
              RETURNING 1),
          counted AS (
@@ -217,9 +249,23 @@ pub enum Finish<'a> {
         metrics: &'a Metrics,
         mode: &'a str,
         duration_seconds: i64,
+        /// The evidence, the methodology card and the signed ledger.
+        sealed: Option<&'a Sealed>,
     },
     /// The session cannot go on (`failed`), for `reason`.
     Failed { label: &'a str, reason: &'a str },
+}
+
+/// A result's evidence (`evidence`, `methodology`) and its signed ledger, written with it.
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    pub evidence: Value,
+    pub methodology: Value,
+    /// The seal's `head`.
+    pub head: String,
+    pub key_id: String,
+    pub public_key: String,
+    pub chunks: Vec<crate::ledger::Chunk>,
 }
 
 /// What one commit writes.
@@ -365,8 +411,29 @@ pub async fn commit(pool: &PgPool, c: &Commit<'_>) -> Result<Option<Committed>, 
             metrics,
             mode,
             duration_seconds,
+            sealed,
         }) => {
-            insert_result(&mut tx, c, *result_id, metrics, mode, *duration_seconds).await?;
+            insert_result(
+                &mut tx,
+                c,
+                *result_id,
+                metrics,
+                mode,
+                *duration_seconds,
+                *sealed,
+            )
+            .await?;
+            if let Some(sealed) = sealed {
+                crate::ledger::insert(
+                    &mut tx,
+                    c.user_id,
+                    *result_id,
+                    &sealed.chunks,
+                    &sealed.key_id,
+                    &sealed.public_key,
+                )
+                .await?;
+            }
             let (action, title) = if *status == "completed" {
                 ("test_completed", format!("{label} completed"))
             } else {
@@ -474,6 +541,7 @@ async fn insert_result(
     m: &Metrics,
     mode: &str,
     duration_seconds: i64,
+    sealed: Option<&Sealed>,
 ) -> Result<(), sqlx::Error> {
     let curve =
         serde_json::to_value(&m.equity_curve).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
@@ -483,13 +551,14 @@ async fn insert_result(
              buy_hold_return_pct, max_drawdown_pct, win_rate, profit_factor, sharpe_ratio,
              sortino_ratio, calmar_ratio, total_trades, winning_trades, losing_trades, fees_paid,
              metrics, equity_curve, agent_snapshot, config, duration_seconds, model_calls,
-             cached_decisions, speculative_calls_wasted, model_cost_usd)
+             cached_decisions, speculative_calls_wasted, model_cost_usd, evidence, methodology,
+             ledger_head, ledger_key_id)
          SELECT $19, s.id, s.user_id, s.agent_id, s.type, $3, s.asset, s.timeframe, s.start_date,
                 s.end_date, s.starting_capital, $4, $4 - s.starting_capital, $20, $5, $6, $7, $8, $9, $10,
                 $11, $12, $13, $14, $15, $16, $17, s.agent_snapshot, s.config, $18, s.model_calls,
                 s.cached_decisions, ",
         wasted_calls!(),
-        ", s.model_cost_usd
+        ", s.model_cost_usd, $21, $22, $23, $24
          FROM test_sessions s WHERE s.user_id = $1 AND s.id = $2"
     ))
     .bind(c.user_id)
@@ -512,6 +581,10 @@ async fn insert_result(
     .bind(duration_seconds)
     .bind(id)
     .bind(m.total_return_pct)
+    .bind(sealed.map(|s| &s.evidence))
+    .bind(sealed.map(|s| &s.methodology))
+    .bind(sealed.map(|s| &s.head))
+    .bind(sealed.map(|s| &s.key_id))
     .execute(tx)
     .await
     .map(drop)

@@ -3,6 +3,7 @@
 //! WebSocket client, Postgres, and local servers speaking OpenRouter's and Binance's formats.
 
 mod chain;
+mod evidence;
 mod faults;
 mod flows;
 mod forward;

@@ -10,7 +10,7 @@ async fn pool() -> (PgPool, TestDatabase) {
     (PgPool::connect(&db.url).await.unwrap(), db)
 }
 
-const TABLES: [&str; 18] = [
+const TABLES: [&str; 20] = [
     "users",
     "user_settings",
     "api_keys",
@@ -29,6 +29,8 @@ const TABLES: [&str; 18] = [
     "market_data_gaps",
     "exchange_backoff",
     "exchange_clock",
+    "result_ledgers",
+    "ledger_keys",
 ];
 
 #[tokio::test]
