@@ -21,6 +21,12 @@ fn content() -> Content {
         issued: "2026-12-04".into(),
         verification_code: "7K3M-Q9XD-2HTP-8WNB".into(),
         share_url: "https://app.alphalab.example/verify/7K3M-Q9XD-2HTP-8WNB".into(),
+        evidence_grade: Some("C".into()),
+        verdict: Some(
+            "97th percentile of 1,000 random agents with the same trades: better than chance \
+             (p = 0.031); does not beat buy & hold (-12.40 points, p = 0.412)"
+                .into(),
+        ),
     }
 }
 

@@ -11,8 +11,11 @@
 //!
 //! A certificate's `snapshot` holds the result's headline figures and `trades_sha256`, the
 //! SHA-256 of the RFC 8785 form of its trades; `digest` is the SHA-256 of the RFC 8785 form of
-//! the snapshot. Verify recomputes the digest from the rows as stored now: an edit of the result
-//! or of one trade after issuance shows as `matches: false`.
+//! the snapshot. Version 2 (a result with evidence) adds `ledger_head` (the signed ledger's seal
+//! `head`), `evidence` and `methodology`; a certificate of a result written before evidence
+//! existed, or issued before, is version 1. Verify recomputes the digest, in the certificate's
+//! version, from the rows as stored now: an edit of the result or of one trade after issuance
+//! shows as `matches: false`.
 
 pub use evidence::canonical;
 pub mod code;
@@ -194,17 +197,31 @@ fn issued_text(at: &DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// The snapshot of `result` and its `trades` under `code` and `issued_at`.
+/// The snapshot version a result's certificate gets: 2 with evidence and a ledger, else 1.
+fn version_for(result: &ResultDetail) -> u64 {
+    match (&result.ledger_head, &result.evidence) {
+        (Some(_), Some(_)) => 2,
+        _ => 1,
+    }
+}
+
+/// The snapshot (in `version`) of `result` and its `trades` under `code` and `issued_at`.
 fn snapshot(
     result: &ResultDetail,
     trades: &[results::TradeRow],
     code: &str,
     issued_at: &DateTime<Utc>,
+    version: u64,
 ) -> ApiResult<Value> {
     let shown = serde_json::to_value(result).map_err(ApiError::internal)?;
     let trades = serde_json::to_value(trades).map_err(ApiError::internal)?;
     let mut s = Map::new();
-    s.insert("version".into(), 1.into());
+    s.insert("version".into(), version.into());
+    if version >= 2 {
+        for key in ["ledger_head", "evidence", "methodology"] {
+            s.insert(key.into(), shown.get(key).cloned().unwrap_or(Value::Null));
+        }
+    }
     s.insert("verification_code".into(), code.into());
     s.insert("issued_at".into(), issued_text(issued_at).into());
     s.insert("result_id".into(), result.summary.id.to_string().into());
@@ -287,7 +304,7 @@ async fn issue(
     let issued_at = Utc::now().with_nanosecond(0).unwrap_or_else(Utc::now);
     for _ in 0..5 {
         let code = code::generate().ok_or_else(|| ApiError::internal("no randomness"))?;
-        let snapshot = snapshot(&result, &trades, &code, &issued_at)?;
+        let snapshot = snapshot(&result, &trades, &code, &issued_at, version_for(&result))?;
         let digest = canonical::sha256_hex(&canonical::canonical(&snapshot));
         let share_url = format!("{}/verify/{code}", state.public_app_url);
         let new = NewCertificate {
@@ -422,11 +439,14 @@ async fn verify(
     let current_digest = match results::get(&api.pool, owner, certificate.result_id).await? {
         Some(result) => {
             let trades = all_trades(api, owner, result.summary.session_id).await?;
+            // in the certificate's own version: one issued as version 1 still verifies
+            let version = certificate.snapshot["version"].as_u64().unwrap_or(1);
             let now = snapshot(
                 &result,
                 &trades,
                 &certificate.verification_code,
                 &certificate.issued_at,
+                version,
             )?;
             canonical::sha256_hex(&canonical::canonical(&now))
         }

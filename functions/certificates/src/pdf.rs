@@ -58,6 +58,9 @@ pub struct Content {
     pub issued: String,
     pub verification_code: String,
     pub share_url: String,
+    /// Version 2: the methodology card's `evidence_grade` and the verdict's summary.
+    pub evidence_grade: Option<String>,
+    pub verdict: Option<String>,
 }
 
 impl Content {
@@ -86,8 +89,26 @@ impl Content {
             issued: date("issued_at"),
             verification_code: text("verification_code"),
             share_url: share_url.to_owned(),
+            evidence_grade: snapshot["methodology"]["evidence_grade"]
+                .as_str()
+                .map(str::to_owned),
+            verdict: snapshot["evidence"]["verdict"]["summary"]
+                .as_str()
+                .map(str::to_owned),
         }
     }
+}
+
+/// What an evidence grade means, in one line.
+pub fn grade_line(grade: &str) -> String {
+    let meaning = match grade {
+        "A" => "a forward test on candles that closed after it started",
+        "B" => "a backtest entirely after the model's training cutoff",
+        "C" => "a backtest crossing the model's training cutoff",
+        "D" => "a backtest before the model's training cutoff, or with an unknown cutoff",
+        _ => return "Evidence grade: not applicable (a baseline agent, no model)".into(),
+    };
+    format!("Evidence grade {grade}: {meaning}")
 }
 
 /// `+3213.70%`: sign and two decimals.
@@ -330,7 +351,7 @@ pub fn render(c: &Content) -> Result<Vec<u8>, qrcode::types::QrError> {
     }
     page.centred(
         cx,
-        334.0,
+        346.0,
         false,
         11.0,
         WHITE,
@@ -339,6 +360,15 @@ pub fn render(c: &Content) -> Result<Vec<u8>, qrcode::types::QrError> {
             c.start, c.end, c.timeframe
         ),
     );
+    if let Some(grade) = &c.evidence_grade {
+        page.centred(cx, 329.0, true, 9.0, CYAN, &grade_line(grade));
+    }
+    if let Some(verdict) = &c.verdict {
+        // the chance part and the buy & hold part, one line each
+        for (i, part) in verdict.splitn(2, "; ").enumerate() {
+            page.centred(cx, 316.0 - 11.0 * i as f32, false, 8.0, GREY, part);
+        }
+    }
 
     page.qr(&c.share_url, 150.0)?;
 

@@ -435,6 +435,47 @@ async fn a_forward_session_decides_each_candle_once_as_it_closes_and_equals_a_ba
         }
     };
     assert_eq!(trades(id).await, trades(backtest).await);
+    // and the same ledger: the same warm-up and decided candles with the same decisions (only
+    // the header, the chain and the seal differ: another result)
+    let ledger_lines = |session: &Value| {
+        let pool = arena.pool.clone();
+        let result = session["result"]["id"]
+            .as_str()
+            .unwrap()
+            .parse::<Uuid>()
+            .unwrap();
+        async move {
+            let bodies: Vec<String> = sqlx::query_scalar(
+                "SELECT body FROM result_ledgers WHERE result_id = $1 ORDER BY chunk",
+            )
+            .bind(result)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            let text = bodies.join("\n");
+            let lines: Vec<Value> = text
+                .lines()
+                .map(|l| {
+                    let mut v: Value = serde_json::from_str(l).unwrap();
+                    v.as_object_mut().unwrap().remove("prev");
+                    v
+                })
+                .collect();
+            lines[1..lines.len() - 1].to_vec()
+        }
+    };
+    let forward_entries = ledger_lines(&done).await;
+    assert_eq!(forward_entries.len(), 31 + 19);
+    assert_eq!(forward_entries, ledger_lines(&replayed).await);
+    assert_eq!(
+        done["result"]["evidence"]["psr"],
+        replayed["result"]["evidence"]["psr"]
+    );
+    assert_eq!(
+        done["result"]["methodology"]["evidence_grade"],
+        "not_applicable"
+    );
+    assert_eq!(done["result"]["methodology"]["gaps"], 1, "2021-02-11 04:00");
 
     // and both equal the engine warmed on the 31 candles up to the anchor, then stepped over the
     // decided candles (no trade during the warm-up)

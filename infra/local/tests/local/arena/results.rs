@@ -814,9 +814,17 @@ async fn certificates_are_issued_once_verified_by_anyone_and_show_any_later_edit
         "fee_bps",
         "slippage_bps",
         "trades_sha256",
+        // version 2: the evidence
+        "ledger_head",
+        "evidence",
+        "methodology",
     ];
     expected.sort_unstable();
     assert_eq!(keys, expected);
+    assert_eq!(snapshot["version"], 2);
+    assert_eq!(snapshot["ledger_head"], listed["result"]["ledger_head"]);
+    assert_eq!(snapshot["evidence"], up["result"]["evidence"]);
+    assert_eq!(snapshot["methodology"]["evidence_grade"], "not_applicable");
     assert_eq!(
         snapshot["total_return_pct"],
         up["result"]["metrics"]["total_return_pct"]
@@ -943,6 +951,14 @@ async fn certificates_are_issued_once_verified_by_anyone_and_show_any_later_edit
     }
     let pnl = snapshot["total_return_pct"].as_f64().unwrap();
     assert!(text.contains(&format!("+{pnl:.2}%")), "{text}");
+    // the verdict line and the evidence grade
+    assert!(
+        text.contains("Evidence grade: not applicable (a baseline agent, no model)"),
+        "{text}"
+    );
+    let verdict = snapshot["evidence"]["verdict"]["summary"].as_str().unwrap();
+    let chance_part = verdict.split("; ").next().unwrap();
+    assert!(text.contains(chance_part), "{chance_part} in {text}");
     let out = std::process::Command::new("pdftoppm")
         .args(["-gray", "-r", "150", "-singlefile"])
         .arg(&file)
@@ -1047,6 +1063,38 @@ async fn certificates_are_issued_once_verified_by_anyone_and_show_any_later_edit
         "one buy-and-hold trade per completed run"
     );
     assert_eq!(s["unread_notifications"], feed["unread_count"]);
+
+    // a result written before evidence existed gets (and keeps verifying) a version 1 snapshot
+    let old = run(&arena, &token, hold, "2021-02-01", "2021-03-01").await;
+    let old_id = result_of(&old);
+    sqlx::query(
+        "UPDATE test_results SET evidence = NULL, methodology = NULL, ledger_head = NULL
+         WHERE id = $1::uuid",
+    )
+    .bind(&old_id)
+    .execute(&arena.pool)
+    .await
+    .unwrap();
+    let (status, answer) = arena
+        .call(
+            Method::POST,
+            "/api/certificates",
+            &token,
+            Some(json!({"result_id": old_id})),
+        )
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    let v1 = &answer["certificate"];
+    assert_eq!(v1["snapshot"]["version"], 1);
+    assert!(v1["snapshot"].get("evidence").is_none());
+    assert_eq!(
+        v1["digest"].as_str().unwrap(),
+        sha256(&jcs(&v1["snapshot"]))
+    );
+    let code = v1["verification_code"].as_str().unwrap();
+    let (status, _, answer) = verify_from(&arena, "127.0.0.1", code).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["verification"]["matches"], true, "{answer}");
 }
 
 /// Width, height and pixels of a binary PGM (`P5`, 8 bits).
