@@ -3,7 +3,8 @@
 //! 1. The whole bundled BTCUSDT 1h history (45,024 candles) backtested with
 //!    `baseline/sma-cross` through the arena function and the step chain, then its exports
 //!    through the export function over HTTP: equity CSV, equity JSON and trades CSV, every page
-//!    (wall time, bytes, pages, largest page).
+//!    (wall time, bytes, pages, largest page), and its signed ledger (every page); the finishing
+//!    step logs how long its evidence and ledger took and how long writing the result took.
 //! 2. `GET /api/results` for a user with `--results` results (copies of that run's result, each
 //!    with its own session), the first page and the 100th at `limit=100`.
 //!
@@ -26,6 +27,12 @@ pub(crate) struct BenchResultsArgs {
 }
 
 pub(crate) async fn run(args: BenchResultsArgs) -> Result<()> {
+    // the finishing step's two lines: the evidence and ledger built, the result written
+    platform::telemetry::init_with_writer(
+        platform::config::LogFormat::Pretty,
+        std::io::stderr,
+        Some("warn,step_worker::seal=info,step_worker::commit=info"),
+    );
     let stack = crate::bench_stack::BenchStack::start(&[("RATE_LIMIT_PER_MINUTE", "0")]).await?;
     let api = ApiState::new(&ApiConfig::from_env(&stack.vars)?).await?;
     let readers = alphalab_devstack::TestServer::serve(platform::http::service(
@@ -86,8 +93,28 @@ pub(crate) async fn run(args: BenchResultsArgs) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
 
+    let (status, detail) = readers
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/results/{id}"),
+            Some(&token),
+            None,
+        )
+        .await?;
+    if status != 200 || detail["result"]["evidence"].is_null() {
+        bail!("the result has no evidence: {detail}");
+    }
+    println!(
+        "evidence: {}",
+        detail["result"]["evidence"]["verdict"]["summary"]
+    );
     println!("export | median wall (all pages) | bytes | pages | largest page");
-    for (format, part) in [("csv", "equity"), ("json", "equity"), ("csv", "trades")] {
+    for (format, part) in [
+        ("csv", "equity"),
+        ("json", "equity"),
+        ("csv", "trades"),
+        ("ndjson", "ledger"),
+    ] {
         let mut walls = Vec::new();
         let (mut bytes, mut pages, mut largest) = (0, 0, 0);
         for _ in 0..args.runs {
@@ -95,7 +122,10 @@ pub(crate) async fn run(args: BenchResultsArgs) -> Result<()> {
             (bytes, pages, largest) = (0, 0, 0);
             let mut cursor: Option<String> = None;
             loop {
-                let mut path = format!("/api/export/results/{id}?format={format}&part={part}");
+                let mut path = match part {
+                    "ledger" => format!("/api/results/{id}/ledger?limit=100000"),
+                    _ => format!("/api/export/results/{id}?format={format}&part={part}"),
+                };
                 if let Some(c) = &cursor {
                     path.push_str(&format!("&cursor={c}"));
                 }

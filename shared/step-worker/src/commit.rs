@@ -162,6 +162,7 @@ impl Worker {
         let mode = run.mode.clone();
         let duration = (Utc::now() - run.started_at).num_seconds().max(0);
         let label = run.label();
+        let writing = std::time::Instant::now();
         let committed = self
             .commit(
                 run,
@@ -177,6 +178,12 @@ impl Worker {
                 }),
             )
             .await?;
+        tracing::info!(
+            session_id = %run.session_id,
+            ms = writing.elapsed().as_millis() as u64,
+            ledger_chunks = sealed.as_ref().map_or(0, |s| s.chunks.len()),
+            "result written"
+        );
         Ok(match committed {
             Some(_) => Outcome::Ended(status.into()),
             None => Outcome::Stale,
