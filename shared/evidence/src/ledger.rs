@@ -677,3 +677,99 @@ mod tests {
         assert!(format!("{key:?}").contains(&key.key_id));
     }
 }
+
+#[cfg(test)]
+mod example {
+    use super::*;
+    use engine::Timeframe;
+
+    /// The README's worked example: a ledger of five lines (header, one warm-up candle, two
+    /// decided candles, seal), signed with the key of seed 32 x 0x07.
+    pub(crate) fn five_lines() -> String {
+        let key = SigningKey::from_base64(&B64.encode([7u8; 32])).unwrap();
+        let mut config = EngineConfig::new("BTCUSDT", Timeframe::H1);
+        config.indicators = vec![];
+        let header = Header {
+            version: VERSION,
+            result_id: "7d2c5a9e-1f3b-4c8d-9e6f-0a1b2c3d4e5f".into(),
+            session_id: "3b9f0c1d-2e4a-4b6c-8d0e-1f2a3b4c5d6e".into(),
+            config,
+            seed: crate::seed_of(&[0; 16]).to_string(),
+            null_agents: 10,
+            resamples: 10,
+            model_cutoff: None,
+        };
+        let c = |time: i64, o: f64, h: f64, l: f64, cl: f64| Candle {
+            time,
+            open: o,
+            high: h,
+            low: l,
+            close: cl,
+            volume: 12.5,
+        };
+        let entries = vec![
+            Entry {
+                n: -1,
+                candle: c(1612137600000, 33092.97, 33410.0, 32900.0, 33300.0),
+                decision: None,
+            },
+            Entry {
+                n: 0,
+                candle: c(1612141200000, 33300.0, 33700.0, 33200.0, 33650.5),
+                decision: Some(Applied {
+                    action: Action::Long,
+                    order: Some(Order {
+                        size: Some(0.5),
+                        ..Order::default()
+                    }),
+                    source: Source::Model,
+                    prompt_sha256: Some(crate::canonical::sha256_hex("prompt")),
+                    answer_sha256: Some(crate::canonical::sha256_hex("answer")),
+                }),
+            },
+            Entry {
+                n: 1,
+                candle: c(1612144800000, 33650.5, 34100.0, 33600.0, 34020.0),
+                decision: Some(Applied {
+                    action: Action::Hold,
+                    order: None,
+                    source: Source::Cache,
+                    prompt_sha256: Some(crate::canonical::sha256_hex("prompt 2")),
+                    answer_sha256: Some(crate::canonical::sha256_hex("answer 2")),
+                }),
+            },
+        ];
+        let replay = replay(header.clone(), &entries).unwrap();
+        let evidence = serde_json::to_value(replay.evidence(1).unwrap()).unwrap();
+        let mut w = Writer::new(&header);
+        for e in &entries {
+            w.entry(e);
+        }
+        let (lines, _) = w.seal(
+            &header.result_id,
+            &replay.metrics.summary_json(),
+            &evidence,
+            &key,
+        );
+        lines.join("\n") + "\n"
+    }
+
+    #[test]
+    fn the_readme_shows_this_ledger_and_it_verifies() {
+        let readme = include_str!("../../../README.md");
+        let block = readme
+            .split("<!-- ledger example: shared/evidence/src/ledger.rs -->\n```jsonl\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("the README's ledger example");
+        assert_eq!(block, five_lines());
+        let key = SigningKey::from_base64(&B64.encode([7u8; 32])).unwrap();
+        assert_eq!(
+            key.public_key,
+            "6kpsY+KcUgq+9VB7Ey7F+ZVHdq6+vnuSQh7qaRRG0iw="
+        );
+        assert!(readme.contains(&key.public_key));
+        let verified = verify(block, &key.public_key, 1).unwrap();
+        assert_eq!(verified.replay.trades.len(), 1);
+    }
+}
