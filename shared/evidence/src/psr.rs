@@ -50,7 +50,7 @@ pub fn psr(r: &[f64]) -> Psr {
     }
     let (m2, m3, m4) = (m2 / nf, m3 / nf, m4 / nf);
     let sd = m2.sqrt();
-    if !(sd > 0.0) {
+    if sd.is_nan() || sd <= 0.0 {
         return none("the returns do not vary");
     }
     let sr = mean / sd;
