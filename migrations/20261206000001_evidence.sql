@@ -14,14 +14,17 @@ ALTER TABLE ai_thoughts ADD COLUMN answer_hash text;
 -- A result's ledger, exactly the bytes that were hashed and signed, in chunks of consecutive
 -- lines (joined by "\n"): a page reads the chunks it needs.
 CREATE TABLE result_ledgers (
-    result_id   uuid NOT NULL REFERENCES test_results (id) ON DELETE CASCADE,
+    result_id   uuid NOT NULL,
     user_id     uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     chunk       integer NOT NULL,
     -- 0-based number of the chunk's first line in the ledger
     first_line  integer NOT NULL,
     lines       integer NOT NULL,
     body        text NOT NULL,
-    PRIMARY KEY (result_id, chunk)
+    CONSTRAINT result_ledgers_pkey PRIMARY KEY (result_id, chunk),
+    -- a ledger belongs to a result of its own user
+    CONSTRAINT result_ledgers_result_owner_fkey FOREIGN KEY (result_id, user_id)
+        REFERENCES test_results (id, user_id) ON DELETE CASCADE
 );
 CREATE INDEX result_ledgers_user ON result_ledgers (user_id, result_id);
 

@@ -60,7 +60,7 @@ async fn every_table_exists_and_every_user_owned_row_cascades() {
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(owned.len(), 12, "{owned:?}");
+    assert_eq!(owned.len(), 13, "{owned:?}");
     for (table, action) in owned {
         assert_eq!(action.as_deref(), Some("c"), "{table}.user_id cascades");
     }
@@ -188,6 +188,7 @@ async fn every_reference_between_user_owned_rows_is_scoped_by_the_user() {
             "agents_api_key_owner_fkey",
             "ai_thoughts_session_owner_fkey",
             "certificates_result_owner_fkey",
+            "result_ledgers_result_owner_fkey",
             "session_equity_session_owner_fkey",
             "test_results_agent_owner_fkey",
             "test_results_session_owner_fkey",
