@@ -274,6 +274,9 @@ async fn own_one_of_everything(pool: &sqlx::PgPool, user_id: uuid::Uuid) {
             SELECT s.id, $1, a.id, 'backtest', 'omni', 'BTCUSDT', '1h', 10000, 11000, 1000, 10,
                 '{}', '[]', '{}', '{}' FROM s, a
             RETURNING id
+        ), l AS (
+            INSERT INTO result_ledgers (result_id, user_id, chunk, first_line, lines, body)
+            SELECT r.id, $1, 0, 0, 1, '{}' FROM r
         ), c AS (
             INSERT INTO certificates (user_id, result_id, verification_code, share_url, snapshot, digest)
             SELECT $1, r.id, 'CODE-' || $1::text, 'https://alphalab.example/v/x', '{}', 'd' FROM r
@@ -305,7 +308,7 @@ async fn owned_counts(app: &alphalab_devstack::TestApp, user_id: uuid::Uuid) -> 
     .fetch_all(&app.pool)
     .await
     .unwrap();
-    assert_eq!(tables.len(), 12, "user-owned tables: {tables:?}");
+    assert_eq!(tables.len(), 13, "user-owned tables: {tables:?}");
     let mut counts = Vec::new();
     for table in tables {
         let sql = format!("SELECT count(*) FROM {table} WHERE user_id = $1");

@@ -253,6 +253,38 @@ async fn a_results_evidence_is_signed_paged_and_recomputed_by_anyone_and_any_cha
         .clone();
     assert_eq!(listed["algorithm"], "Ed25519");
     let public_key = listed["public_key"].as_str().unwrap().to_owned();
+    // a rotation: a new key signs the next ledgers, the old one stays listed after it
+    let next =
+        evidence::ledger::SigningKey::from_base64(&evidence::ledger::SigningKey::generate_seed())
+            .unwrap();
+    let mut tx = arena.pool.begin().await.unwrap();
+    store::ledger::insert(
+        &mut tx,
+        user,
+        Uuid::new_v4(),
+        &[],
+        &next.key_id,
+        &next.public_key,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let keys: Value = reqwest::get(arena.server.url("/api/ledger/keys"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["key_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [seal["key_id"].as_str().unwrap(), next.key_id.as_str()]
+    );
 
     // anyone can verify: the CLI replays the engine to the seal's metrics and the evidence
     let path = temp_file("ledger.jsonl", &text);
