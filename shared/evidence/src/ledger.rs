@@ -33,6 +33,9 @@ use crate::{Evidence, Inputs, Settings};
 
 /// The ledger format this code writes and reads.
 pub const VERSION: u64 = 1;
+/// The most random agents or bootstrap resamples a ledger may ask a verifier to recompute (as
+/// `EVIDENCE_NULL_AGENTS` and `EVIDENCE_BOOTSTRAP_RESAMPLES` allow).
+pub const MAX_DRAWS: u32 = 100_000;
 /// `prev` of the first line.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -494,6 +497,12 @@ pub fn verify(text: &str, public_key: &str, threads: usize) -> Result<Verified, 
                     format!("ledger version {}, this reads {VERSION}", h.version),
                 );
             }
+            if h.null_agents > MAX_DRAWS || h.resamples > MAX_DRAWS {
+                return fail(
+                    at,
+                    format!("more than {MAX_DRAWS} random agents or resamples"),
+                );
+            }
             header = Some((h, at));
         } else if let Some(s) = m.remove("seal") {
             let Some(s) = s.as_object().cloned() else {
@@ -647,6 +656,7 @@ mod tests {
         // a candle value, a decision, a hash, a metric of the seal, the signature
         for (line, from, to) in [
             (1, "\"fee_bps\":10", "\"fee_bps\":11"),
+            (1, "\"null_agents\":20", "\"null_agents\":200000"),
             (42, "\"volume\":1", "\"volume\":3"),
             (43, "\"prev\":\"", "\"prev\":\"1"),
             (5, "\"volume\":1", "\"volume\":2"),

@@ -59,12 +59,12 @@ impl FromEnv for EvidenceConfig {
                 null_agents: env.number(
                     "EVIDENCE_NULL_AGENTS",
                     evidence::DEFAULT_NULL_AGENTS,
-                    0..=100_000,
+                    0..=evidence::ledger::MAX_DRAWS,
                 )?,
                 resamples: env.number(
                     "EVIDENCE_BOOTSTRAP_RESAMPLES",
                     evidence::DEFAULT_RESAMPLES,
-                    0..=100_000,
+                    0..=evidence::ledger::MAX_DRAWS,
                 )?,
             },
             registry: Arc::new(registry),
