@@ -139,8 +139,10 @@ impl Worker {
         run.events.extend(closed.iter().map(crate::events::closed));
         run.trades.extend(closed);
         let result_id = Uuid::new_v4();
-        let sealed = self.seal(run, result_id, &metrics, &points).await?;
         let economics = store::sessions::economics(&self.pool, run.user_id, run.session_id).await?;
+        let sealed = self
+            .seal(run, result_id, &metrics, &points, &economics)
+            .await?;
         let result = SessionResult::new(
             result_id,
             status == "completed",

@@ -74,6 +74,7 @@ impl Worker {
         result_id: Uuid,
         metrics: &Metrics,
         points: &[EquityPoint],
+        economics: &store::sessions::Economics,
     ) -> Result<Option<Sealed>, StepError> {
         let started = std::time::Instant::now();
         let config = run.engine.config().clone();
@@ -241,7 +242,6 @@ impl Worker {
             (Some(f), Some(l)) => (l.time - f.time) / step_ms + 1,
             _ => 0,
         };
-        let economics = store::sessions::economics(&self.pool, run.user_id, run.session_id).await?;
         let model = baseline.is_none();
         let methodology = json!({
             "asset": config.asset,

@@ -105,6 +105,26 @@ fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
     path
 }
 
+/// Every candle's equity of a result, from the equity export (the per-candle equity the evidence
+/// is computed from).
+async fn equity_export(arena: &Arena, token: &str, id: &str) -> Vec<f64> {
+    let (status, export) = arena
+        .call(
+            Method::GET,
+            &format!("/api/export/results/{id}?format=json&part=equity"),
+            token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{export}");
+    export["equity"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["equity"].as_f64().unwrap())
+        .collect()
+}
+
 /// The canonical text of a value (bit-for-bit comparison of figures).
 fn jcs(v: &Value) -> String {
     evidence::canonical::canonical(v)
@@ -370,21 +390,7 @@ async fn a_results_evidence_is_signed_paged_and_recomputed_by_anyone_and_any_cha
     assert_eq!(status, 422, "{answer}");
 
     // the PSR is the formula over the equity export's per-candle returns
-    let (status, export) = arena
-        .call(
-            Method::GET,
-            &format!("/api/export/results/{id}?format=json&part=equity"),
-            &token,
-            None,
-        )
-        .await;
-    assert_eq!(status, 200);
-    let equity: Vec<f64> = export["equity"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["equity"].as_f64().unwrap())
-        .collect();
+    let equity = equity_export(&arena, &token, &id).await;
     let mut prev = 10_000.0;
     let r: Vec<f64> = equity
         .iter()
@@ -672,20 +678,7 @@ async fn the_model_cutoff_splits_a_crossing_window_and_grades_every_result() {
     // 2021-02-11 04:00 is missing
     assert_eq!(s["after"]["candles"], 215);
     let id = by_model["test/inside"]["result"]["id"].as_str().unwrap();
-    let (_, export) = arena
-        .call(
-            Method::GET,
-            &format!("/api/export/results/{id}?format=json&part=equity"),
-            &token,
-            None,
-        )
-        .await;
-    let equity: Vec<f64> = export["equity"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["equity"].as_f64().unwrap())
-        .collect();
+    let equity = equity_export(&arena, &token, id).await;
     let before = (equity[239] / 10_000.0 - 1.0) * 100.0;
     let after = (equity[equity.len() - 1] / equity[239] - 1.0) * 100.0;
     assert!((s["before"]["total_return_pct"].as_f64().unwrap() - before).abs() < 1e-9);
