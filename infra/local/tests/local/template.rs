@@ -346,3 +346,88 @@ fn forward_tick_runs_every_minute_one_at_a_time_each_over_before_the_next() {
         Some(10)
     );
 }
+
+#[test]
+fn the_apis_are_throttled_and_logged_and_every_dead_letter_is_watched() {
+    let source = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml"),
+    )
+    .unwrap();
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&source).unwrap();
+    let resources = &doc["Resources"];
+    let text = |v: &serde_yaml_ng::Value| serde_yaml_ng::to_string(v).unwrap();
+    // both APIs: default route throttling from the parameters, access logs in a log group kept
+    // for LogRetentionDays
+    for (api, logs) in [
+        (&resources["HttpApi"]["Properties"], "HttpApiAccessLogs"),
+        (
+            &resources["WebSocketStage"]["Properties"],
+            "WebSocketAccessLogs",
+        ),
+    ] {
+        let throttling = text(&api["DefaultRouteSettings"]);
+        assert!(
+            throttling.contains("ApiThrottlingRateLimit"),
+            "{throttling}"
+        );
+        assert!(
+            throttling.contains("ApiThrottlingBurstLimit"),
+            "{throttling}"
+        );
+        let access = text(&api["AccessLogSettings"]);
+        assert!(access.contains(logs), "{access}");
+        assert!(access.contains("$context.requestId"), "{access}");
+        assert_eq!(
+            resources[logs]["Type"].as_str(),
+            Some("AWS::Logs::LogGroup")
+        );
+        assert!(
+            text(&resources[logs]["Properties"]["RetentionInDays"]).contains("LogRetentionDays")
+        );
+    }
+    // the scheduled functions: EventBridge's dead letters and the failed invocations go to a
+    // queue an alarm watches, as the steps' dead-letter queue
+    for function in ["StepWatchdogFunction", "ForwardTickFunction"] {
+        let props = &resources[function]["Properties"];
+        let dead = text(&props["Events"]["EveryMinute"]["Properties"]["DeadLetterConfig"]);
+        assert!(dead.contains("ScheduleFailuresQueue"), "{function}: {dead}");
+        let failure = text(&props["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]);
+        assert!(
+            failure.contains("ScheduleFailuresQueue"),
+            "{function}: {failure}"
+        );
+    }
+    for (alarm, queue) in [
+        ("StepsDeadLetterAlarm", "StepsDeadLetterQueue"),
+        ("ScheduleFailuresAlarm", "ScheduleFailuresQueue"),
+    ] {
+        let a = &resources[alarm]["Properties"];
+        assert_eq!(
+            a["MetricName"].as_str(),
+            Some("ApproximateNumberOfMessagesVisible")
+        );
+        assert!(text(&a["Dimensions"]).contains(queue), "{alarm}");
+        assert!(
+            text(&a["AlarmActions"]).contains("AlarmTopicArn"),
+            "{alarm}"
+        );
+    }
+    // a serverless rule is silenced only on the resource it is wrong for, and says why
+    for (id, resource) in resources.as_mapping().unwrap() {
+        let ignored = text(&resource["Metadata"]["cfn-lint"]["config"]["ignore_checks"]);
+        if ignored.trim() != "null" {
+            assert!(
+                id.as_str().unwrap().contains("DeadLetter")
+                    || id.as_str() == Some("ScheduleFailuresQueue"),
+                "{id:?} ignores {ignored}"
+            );
+            assert_eq!(ignored.trim(), "- ES6000", "{id:?}");
+        }
+    }
+    assert!(
+        !std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../.cfnlintrc")
+            .exists(),
+        "no project-wide silencing"
+    );
+}
