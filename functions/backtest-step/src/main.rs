@@ -8,9 +8,11 @@ use platform::FromEnv;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    let started = std::time::Instant::now();
     let config = Config::from_process_env()?;
     platform::telemetry::init(config.telemetry.log_format);
     let worker = worker(&config).await?;
+    platform::telemetry::initialised(started);
     platform::lambda::sqs::serve(move |event, deadline| {
         let worker = worker.clone();
         async move { handle(&worker, event, deadline).await }

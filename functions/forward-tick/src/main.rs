@@ -10,9 +10,11 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    let started = std::time::Instant::now();
     let config = Config::from_process_env()?;
     platform::telemetry::init(config.telemetry.log_format);
     let ticker = ticker(&config).await?;
+    platform::telemetry::initialised(started);
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let ticker = ticker.clone();
         let deadline = platform::lambda::sqs::deadline_of(event.context.deadline);

@@ -5,7 +5,10 @@ use platform::{ApiState, FromEnv};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
+    let started = std::time::Instant::now();
     let config = Config::from_process_env()?;
     platform::telemetry::init(config.telemetry.log_format);
-    lambda_http::run(router(ApiState::new(&config).await?)).await
+    let service = router(ApiState::new(&config).await?);
+    platform::telemetry::initialised(started);
+    lambda_http::run(service).await
 }

@@ -7,7 +7,10 @@ use platform::FromEnv;
 
 #[tokio::main]
 async fn main() -> Result<(), platform::lambda::Error> {
+    let started = std::time::Instant::now();
     let config = Config::from_process_env()?;
     platform::telemetry::init(config.telemetry.log_format);
-    platform::lambda::ws::serve(Ws::new(&config).await?).await
+    let ws = Ws::new(&config).await?;
+    platform::telemetry::initialised(started);
+    platform::lambda::ws::serve(ws).await
 }

@@ -17,6 +17,15 @@ pub fn init(format: LogFormat) {
     }
 }
 
+/// Logs the function's init time once (`init_ms`: from the first line of `main` until it is ready
+/// to serve), just before it serves: what a cold start costs beyond the runtime's own.
+pub fn initialised(started: std::time::Instant) {
+    tracing::info!(
+        init_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "initialised"
+    );
+}
+
 /// [`init`] with another destination and, when given, fixed filter directives instead of
 /// `RUST_LOG` (the tests capture the lines).
 pub fn init_with_writer<W>(format: LogFormat, writer: W, directives: Option<&str>)

@@ -348,7 +348,7 @@ fn forward_tick_runs_every_minute_one_at_a_time_each_over_before_the_next() {
 }
 
 #[test]
-fn the_apis_are_throttled_and_logged_and_every_dead_letter_is_watched() {
+fn the_apis_and_functions_are_throttled_logged_and_traced_and_every_dead_letter_is_watched() {
     let source = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml"),
     )
@@ -410,6 +410,26 @@ fn the_apis_are_throttled_and_logged_and_every_dead_letter_is_watched() {
         assert!(
             text(&a["AlarmActions"]).contains("AlarmTopicArn"),
             "{alarm}"
+        );
+    }
+    // every function: traced, and its own log group with a retention
+    assert_eq!(
+        doc["Globals"]["Function"]["Tracing"].as_str(),
+        Some("Active")
+    );
+    for (id, resource) in resources.as_mapping().unwrap() {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let id = id.as_str().unwrap();
+        let logs = &resources[id.replace("Function", "Logs").as_str()]["Properties"];
+        assert!(
+            text(&logs["LogGroupName"]).contains(&format!("/aws/lambda/${{{id}}}")),
+            "{id}"
+        );
+        assert!(
+            text(&logs["RetentionInDays"]).contains("LogRetentionDays"),
+            "{id}"
         );
     }
     // a serverless rule is silenced only on the resource it is wrong for, and says why
