@@ -55,6 +55,11 @@ pub struct TemplateResources {
     pub mappings: Vec<SqsMappingSpec>,
     /// Every function's timeout (seconds), by logical id.
     pub timeouts: std::collections::HashMap<String, u64>,
+    /// Every environment variable a function gets (Globals and its own), with its local value
+    /// when the template alone gives one: a literal, a parameter's default, or a table's name
+    /// (its logical id, as the local stack names tables); `None` for what only a running stack
+    /// knows (a queue's URL, an endpoint) or a secret.
+    pub variables: std::collections::BTreeMap<String, Option<String>>,
 }
 
 /// A scalar, or a `!Ref` to a parameter read at its default.
@@ -107,6 +112,45 @@ impl TemplateResources {
         Self::parse(&source)
     }
 
+    /// The variables of an `Environment` (Globals' or a function's), resolved where the template
+    /// alone can.
+    fn add_variables(&mut self, environment: Option<&Value>, doc: &Value) {
+        let variables = environment
+            .and_then(|e| e.get("Variables"))
+            .and_then(Value::as_mapping);
+        for (name, value) in variables.into_iter().flatten() {
+            let Some(name) = text(name) else { continue };
+            let local = match value {
+                Value::Tagged(t) if t.tag == "Ref" => {
+                    let target = text(&t.value).unwrap_or_default();
+                    let resource = doc.get("Resources").and_then(|r| r.get(target.as_str()));
+                    match resource
+                        .and_then(|r| r.get("Type"))
+                        .and_then(text)
+                        .as_deref()
+                    {
+                        Some("AWS::DynamoDB::Table") => Some(target),
+                        Some(_) => None,
+                        // a parameter: its default, unless it is a secret (NoEcho)
+                        None => {
+                            let p = doc.get("Parameters").and_then(|p| p.get(target.as_str()));
+                            let secret = p.and_then(|p| p.get("NoEcho")).and_then(text).as_deref()
+                                == Some("true");
+                            p.filter(|_| !secret)
+                                .and_then(|p| p.get("Default"))
+                                .and_then(text)
+                        }
+                    }
+                }
+                other => text(other),
+            };
+            let entry = self.variables.entry(name).or_insert(None);
+            if entry.is_none() {
+                *entry = local;
+            }
+        }
+    }
+
     pub fn parse(source: &str) -> Result<Self> {
         let doc: Value = serde_yaml_ng::from_str(source).context("parsing template.yaml")?;
         let resources = doc
@@ -114,6 +158,12 @@ impl TemplateResources {
             .and_then(Value::as_mapping)
             .context("template.yaml has no Resources")?;
         let mut out = Self::default();
+        out.add_variables(
+            doc.get("Globals")
+                .and_then(|g| g.get("Function"))
+                .and_then(|f| f.get("Environment")),
+            &doc,
+        );
         for (id, resource) in resources {
             let id = text(id).context("resource id")?;
             let props = resource.get("Properties");
@@ -162,6 +212,7 @@ impl TemplateResources {
                         .and_then(|t| t.parse().ok())
                         .unwrap_or(3);
                     out.timeouts.insert(id.clone(), timeout);
+                    out.add_variables(prop("Environment"), &doc);
                     let events = prop("Events").and_then(Value::as_mapping);
                     for (_, event) in events.into_iter().flatten() {
                         if event.get("Type").and_then(text).as_deref() != Some("SQS") {

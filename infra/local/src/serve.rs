@@ -218,6 +218,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         }
         false => None,
     };
+    // every variable the functions read, pointed at this stack, for `cargo lambda watch`
+    let lambda_env = write_lambda_env(&data_dir, &vars, &aws_endpoint)?;
     // Lambda's timeout for the step function: the template's, or STEP_TIMEOUT_SECS
     let step_timeout = match vars.get("STEP_TIMEOUT_SECS") {
         Some(v) => Some(std::time::Duration::from_secs(
@@ -337,6 +339,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
             .unwrap_or("https://data-api.binance.vision"),
         args.tick_interval
     );
+    println!("  lambda.env {}", lambda_env.display());
     println!();
     match (&issuer, &external_clerk) {
         (Some(issuer), _) => {
@@ -468,4 +471,47 @@ async fn seed_demo_agent(pool: &sqlx::PgPool, demo: uuid::Uuid) -> Result<bool> 
         .map_err(|e| anyhow::anyhow!("demo agent: {e:?}"))?;
     store::agents::create(pool, demo, &fields, None).await?;
     Ok(true)
+}
+
+/// Writes `<data dir>/lambda.env` (0600: it holds the development secrets): every variable the
+/// template gives a function, with this stack's value (or the template's own where it has one),
+/// and the AWS endpoint, region and moto's dummy credentials; one `KEY=VALUE` per line, so that
+/// `cargo lambda watch --env-file <data dir>/lambda.env` runs any function against this stack.
+fn write_lambda_env(
+    data_dir: &std::path::Path,
+    vars: &HashMap<String, String>,
+    aws_endpoint: &str,
+) -> Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let template =
+        TemplateResources::from_template(&crate::workspace_root().join("template.yaml"))?;
+    let mut lines: std::collections::BTreeMap<String, String> = template
+        .variables
+        .into_iter()
+        .filter_map(|(name, local)| {
+            let value = vars.get(&name).cloned().or(local)?;
+            Some((name, value))
+        })
+        .collect();
+    for (name, value) in [
+        ("AWS_ENDPOINT_URL", aws_endpoint),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ] {
+        lines.insert(name.into(), value.into());
+    }
+    let text: String = lines.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    let path = data_dir.join("lambda.env");
+    let _ = std::fs::remove_file(&path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    Ok(path)
 }

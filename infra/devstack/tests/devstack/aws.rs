@@ -19,10 +19,43 @@ fn the_template_declares_the_designs_tables_and_queues() {
         ["ConnectionsTable", "SubscriptionsTable", "RateLimitsTable"]
     );
     let queues: Vec<&str> = resources.queues.iter().map(|q| q.name.as_str()).collect();
-    assert_eq!(queues, ["StepsQueue.fifo", "StepsDeadLetterQueue.fifo"]);
+    assert_eq!(
+        queues,
+        [
+            "StepsQueue.fifo",
+            "StepsDeadLetterQueue.fifo",
+            // the schedules' failures: a standard queue (EventBridge and Lambda take no FIFO one)
+            "ScheduleFailuresQueue"
+        ]
+    );
     let connections = &resources.tables[0];
     assert_eq!(connections.ttl_attribute.as_deref(), Some("expires_at"));
     assert_eq!(connections.indexes[0].0, "by_user");
+}
+
+#[test]
+fn every_functions_variables_are_read_with_what_the_template_alone_gives_them() {
+    let variables = template().variables;
+    // Globals
+    assert_eq!(variables["DATABASE_MAX_CONNECTIONS"].as_deref(), Some("1"));
+    assert_eq!(variables["LOG_FORMAT"].as_deref(), Some("json"));
+    // a table: its logical id (the local stack's table name)
+    assert_eq!(
+        variables["CONNECTIONS_TABLE"].as_deref(),
+        Some("ConnectionsTable")
+    );
+    // a parameter's default
+    assert_eq!(variables["FORWARD_MAX_ACTIVE"].as_deref(), Some("10"));
+    // what only a running stack knows, and the secrets: no value from the template
+    for name in [
+        "STEPS_QUEUE_URL",
+        "WEBSOCKET_API_ENDPOINT",
+        "DATABASE_URL",
+        "ENCRYPTION_KEYS",
+        "LEDGER_SIGNING_KEY",
+    ] {
+        assert_eq!(variables.get(name), Some(&None), "{name}");
+    }
 }
 
 #[test]

@@ -129,6 +129,53 @@ async fn serve_prints_a_working_token_and_stops_cleanly_on_ctrl_c() {
         .unwrap();
     assert_eq!(me.status(), 200);
 
+    // lambda.env: every variable the functions read, pointed at this stack, readable by its
+    // owner only; each function's configuration builds from it alone
+    let path = data_dir.join("lambda.env");
+    assert!(
+        output
+            .iter()
+            .any(|l| l.contains(&path.display().to_string())),
+        "the path is printed: {output:?}"
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let text = std::fs::read_to_string(&path).unwrap();
+    let file: std::collections::HashMap<String, String> = text
+        .lines()
+        .map(|l| {
+            let (k, v) = l.split_once('=').expect("KEY=VALUE");
+            (k.to_owned(), v.to_owned())
+        })
+        .collect();
+    assert_eq!(file["AWS_ENDPOINT_URL"], format!("http://127.0.0.1:{moto}"));
+    assert_eq!(file["CONNECTIONS_TABLE"], "ConnectionsTable");
+    assert!(file["DATABASE_URL"].contains(&format!(":{pg}/")));
+    assert!(file["STEPS_QUEUE_URL"].ends_with(".fifo"));
+    for name in [
+        "ENCRYPTION_KEYS",
+        "LEDGER_SIGNING_KEY",
+        "CLERK_WEBHOOK_SECRET",
+        "CLERK_JWKS_URL",
+    ] {
+        assert!(!file[name].is_empty(), "{name}");
+    }
+    let lookup = |name: &str| file.get(name).cloned();
+    let env = platform::Env::from_lookup(lookup);
+    use platform::FromEnv;
+    alphalab_backtest_step::Config::from_env(&env).expect("backtest-step");
+    alphalab_ws::Config::from_env(&env).expect("ws");
+    alphalab_forward_tick::Config::from_env(&env).expect("forward-tick");
+    alphalab_step_watchdog::Config::from_env(&env).expect("step-watchdog");
+    assert_eq!(
+        crate::functions::all(lookup).await.len(),
+        11,
+        "every HTTP function"
+    );
+
     // the unauthenticated health probe and the merged OpenAPI document
     let health = client
         .get(format!("http://127.0.0.1:{api}/api/health"))
