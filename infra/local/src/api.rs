@@ -80,7 +80,7 @@ pub(crate) fn document() -> OpenApi {
     doc.info.title = "AlphaLab API".into();
     doc.info.version = env!("CARGO_PKG_VERSION").into();
     doc.info.description = Some(
-        "Every route but /api/health, the Clerk webhook and the certificate verify takes a Clerk session token as \
+        "Every route but /api/health, the Clerk webhook, the certificate verify and the ledger keys takes a Clerk session token as \
          `Authorization: Bearer <token>`. Errors answer {\"error\": {\"code\", \"message\", \
          \"details\"}}."
             .into(),

@@ -71,6 +71,9 @@ enum Command {
     /// Print a session's live events, one JSON line each, until it is over (through the
     /// WebSocket API: `--ws-url`, `--token` or `TOKEN`).
     Watch(watch::WatchArgs),
+    /// Print the API's OpenAPI document (the one committed as openapi.json and served at
+    /// /api/openapi.json).
+    Openapi,
     /// Check a result's signed ledger (a file or a result URL): the hash chain, the seal's
     /// signature, and a replay of the engine to the same metrics and evidence.
     VerifyLedger(verify_ledger::VerifyLedgerArgs),
@@ -95,6 +98,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Watch(args) => watch::run(args).await,
         Command::Backtest(args) => backtest::backtest(args),
         Command::VerifyLedger(args) => verify_ledger::run(args).await,
+        Command::Openapi => {
+            println!("{}", serde_json::to_string_pretty(&api::document())?);
+            Ok(())
+        }
         Command::Indicators(args) => backtest::indicators(args),
         Command::Migrate => {
             alphalab_devstack::pg::migrate(&database_url()?).await?;

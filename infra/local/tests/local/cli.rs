@@ -205,3 +205,25 @@ fn the_trades_file_lands_where_asked_even_in_a_new_directory() {
     assert!(file.is_file());
     let _ = std::fs::remove_dir_all(dir.parent().unwrap());
 }
+
+#[test]
+fn the_committed_openapi_document_is_the_one_the_code_generates() {
+    let out = alphalab(&["openapi"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let generated = String::from_utf8(out.stdout).unwrap();
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../openapi.json"))
+            .unwrap();
+    assert!(
+        generated == committed,
+        "openapi.json is stale: run `cargo run --bin alphalab -- openapi > openapi.json` and \
+         commit the diff (it is the contract clients build against)"
+    );
+    let doc: serde_json::Value = serde_json::from_str(&committed).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/api/results/{id}/ledger"]["get"].is_object());
+}
