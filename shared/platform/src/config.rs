@@ -43,7 +43,8 @@ impl FromEnv for TelemetryConfig {
     }
 }
 
-/// `DATABASE_URL` (required, secret) and `DATABASE_MAX_CONNECTIONS` (1..100, default 1: one
+/// `DATABASE_URL` (required, secret; in Lambda it must ask for TLS: `sslmode=require`,
+/// `verify-ca` or `verify-full`) and `DATABASE_MAX_CONNECTIONS` (1..100, default 1: one
 /// connection per Lambda execution environment, DESIGN section 5b).
 #[derive(Debug, Clone)]
 pub struct DatabaseConfig {
@@ -51,10 +52,44 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
 }
 
+/// Whether a Postgres URL's host is this machine (`localhost`, `127.0.0.1`, `[::1]`): no network
+/// to protect (`cargo lambda watch` against the local stack).
+pub fn is_loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    matches!(host, "localhost" | "127.0.0.1" | "::1")
+}
+
+/// Whether a Postgres URL asks for TLS (`sslmode` `require`, `verify-ca` or `verify-full`).
+pub fn requires_tls(url: &str) -> bool {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    query.split('&').any(|pair| {
+        matches!(
+            pair.split_once('='),
+            Some(("sslmode", "require" | "verify-ca" | "verify-full"))
+        )
+    })
+}
+
 impl FromEnv for DatabaseConfig {
     fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let url = env.require("DATABASE_URL")?;
+        // in AWS the database is reached over the network: never in clear text (a database on
+        // this machine, as under `cargo lambda watch`, has no network to cross)
+        if env.in_lambda() && !requires_tls(&url) && !is_loopback(&url) {
+            return Err(ConfigError::invalid(
+                "DATABASE_URL",
+                "in Lambda the connection must use TLS: add sslmode=require (or verify-full with \
+                 the RDS CA bundle, see the README's deploy section)",
+            ));
+        }
         Ok(Self {
-            url: SecretString::from(env.require("DATABASE_URL")?),
+            url: SecretString::from(url),
             max_connections: env.number("DATABASE_MAX_CONNECTIONS", 1, 1..=100)?,
         })
     }
@@ -181,6 +216,40 @@ mod tests {
             err.to_string(),
             "environment variable DATABASE_URL is required but not set"
         );
+    }
+
+    #[test]
+    fn in_lambda_the_database_url_must_ask_for_tls_and_is_never_echoed() {
+        let plain = "postgres://u:hunter2@db.example.com/x";
+        let lambda = |url: &str| {
+            let vars = [
+                ("DATABASE_URL", url),
+                ("AWS_LAMBDA_FUNCTION_NAME", "alphalab-users"),
+            ];
+            DatabaseConfig::from_env(&env(&vars))
+        };
+        let err = lambda("postgres://u:hunter2@db.example.com/x").unwrap_err();
+        assert!(err.to_string().contains("sslmode=require"), "{err}");
+        assert!(!err.to_string().contains("hunter2"));
+        for url in [
+            "postgres://u:p@db/x?sslmode=require",
+            "postgresql://u:p@db/x?application_name=a&sslmode=verify-full",
+            "postgres://u:p@db/x?sslmode=verify-ca&sslrootcert=/opt/rds.pem",
+        ] {
+            assert!(requires_tls(url), "{url}");
+            assert!(lambda(url).is_ok(), "{url}");
+        }
+        assert!(!requires_tls("postgres://u:p@db/x?sslmode=prefer"));
+        for local in [
+            "postgres://postgres@127.0.0.1:5433/alphalab",
+            "postgres://u:p@localhost/x",
+            "postgres://u:p@[::1]:5432/x",
+        ] {
+            assert!(lambda(local).is_ok(), "{local}");
+        }
+        assert!(!is_loopback("postgres://u:p@127.0.0.1.example.com/x"));
+        // locally the throwaway cluster speaks plain TCP on 127.0.0.1
+        assert!(DatabaseConfig::from_env(&env(&[("DATABASE_URL", plain)])).is_ok());
     }
 
     #[test]

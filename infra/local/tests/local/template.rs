@@ -451,3 +451,44 @@ fn the_apis_and_functions_are_throttled_logged_and_traced_and_every_dead_letter_
         "no project-wide silencing"
     );
 }
+
+#[test]
+fn the_database_url_is_a_secret_that_asks_for_tls() {
+    let source = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml"),
+    )
+    .unwrap();
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&source).unwrap();
+    let p = &doc["Parameters"]["DatabaseUrl"];
+    assert_eq!(p["NoEcho"].as_bool(), Some(true));
+    assert!(p["Default"].is_null(), "a secret has no default");
+    let pattern = p["AllowedPattern"].as_str().unwrap();
+    assert!(
+        pattern.contains("sslmode=(require|verify-ca|verify-full)"),
+        "{pattern}"
+    );
+    // the functions refuse a URL without TLS in Lambda, whatever the template let through
+    for (url, ok) in [
+        (
+            "postgres://u:p@db.example.com:5432/alphalab?sslmode=require",
+            true,
+        ),
+        ("postgres://u:p@db.example.com:5432/alphalab", false),
+    ] {
+        let vars = [
+            ("DATABASE_URL", url),
+            ("AWS_LAMBDA_FUNCTION_NAME", "alphalab-users"),
+        ];
+        let env = platform::Env::from_lookup(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        });
+        use platform::FromEnv;
+        assert_eq!(
+            platform::DatabaseConfig::from_env(&env).is_ok(),
+            ok,
+            "{url}"
+        );
+    }
+}
