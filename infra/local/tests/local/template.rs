@@ -492,3 +492,52 @@ fn the_database_url_is_a_secret_that_asks_for_tls() {
         );
     }
 }
+
+#[test]
+fn the_functions_database_connections_fit_the_budget() {
+    let source = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml"),
+    )
+    .unwrap();
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&source).unwrap();
+    let default = |name: &str| doc["Parameters"][name]["Default"].as_i64().unwrap();
+    // a number, or a parameter at its default
+    let number = |v: &serde_yaml_ng::Value| -> i64 {
+        match v {
+            serde_yaml_ng::Value::Tagged(t) if t.tag == "Ref" => default(t.value.as_str().unwrap()),
+            serde_yaml_ng::Value::String(s) => s.parse().unwrap(),
+            other => other.as_i64().unwrap(),
+        }
+    };
+    let globals = &doc["Globals"]["Function"]["Environment"]["Variables"];
+    let mut total = 0;
+    for (id, r) in doc["Resources"].as_mapping().unwrap() {
+        if r["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let props = &r["Properties"];
+        let reserved = &props["ReservedConcurrentExecutions"];
+        assert!(
+            !reserved.is_null(),
+            "{id:?} opens the database: a reserved concurrency"
+        );
+        let pool = match &props["Environment"]["Variables"]["DATABASE_MAX_CONNECTIONS"] {
+            serde_yaml_ng::Value::Null => number(&globals["DATABASE_MAX_CONNECTIONS"]),
+            own => number(own),
+        };
+        total += number(reserved) * pool;
+        // an SQS trigger never asks for more invocations than the function may run
+        for (_, event) in props["Events"].as_mapping().into_iter().flatten() {
+            let max = &event["Properties"]["ScalingConfig"]["MaximumConcurrency"];
+            if !max.is_null() {
+                assert!(number(max) <= number(reserved), "{id:?}");
+            }
+        }
+    }
+    let budget = default("MaxDatabaseConnections");
+    assert!(
+        total <= budget,
+        "{total} connections > MaxDatabaseConnections {budget}"
+    );
+    assert_eq!(total, 148, "the README's table adds up to this");
+}
