@@ -22,6 +22,28 @@ pub enum SourceError {
     Database(#[from] sqlx::Error),
 }
 
+/// Records the candles the exchange does not have between `from` and `to` (open times it was
+/// asked for and answered without), so nobody asks for them again; logs how many.
+pub async fn remember_gaps(
+    pool: &PgPool,
+    asset: &str,
+    tf: &str,
+    from: i64,
+    to: i64,
+    step: i64,
+) -> Result<u64, sqlx::Error> {
+    let gaps = market_data::record_gaps(pool, asset, tf, from, to, step).await?;
+    if gaps > 0 {
+        tracing::info!(
+            asset,
+            timeframe = tf,
+            gaps,
+            "the exchange has no candles there; remembered"
+        );
+    }
+    Ok(gaps)
+}
+
 /// A cached row as the engine's candle.
 pub fn candle((time, open, high, low, close, volume): market_data::CandleRow) -> Candle {
     Candle {
@@ -83,15 +105,7 @@ pub async fn ensure_cached(
                 (true, Some(next)) => next - step,
                 _ => last,
             };
-            let gaps = market_data::record_gaps(pool, asset, tf, from, asked_to, step).await?;
-            if gaps > 0 {
-                tracing::info!(
-                    asset,
-                    timeframe = tf,
-                    gaps,
-                    "the exchange has no candles there; remembered"
-                );
-            }
+            remember_gaps(pool, asset, tf, from, asked_to, step).await?;
             match (full, next) {
                 (true, Some(next)) => from = next,
                 _ => break,

@@ -86,7 +86,7 @@ pub async fn begin(
             market_data::insert(pool, asset, tf, "binance", &rows).await?;
             // the intervals between the candles received are the exchange's gaps
             if let (Some(lo), Some(hi)) = (rows.first(), rows.last()) {
-                market_data::record_gaps(pool, asset, tf, lo.0, hi.0, step).await?;
+                crate::candles::remember_gaps(pool, asset, tf, lo.0, hi.0, step).await?;
             }
         }
     }
@@ -171,15 +171,7 @@ pub async fn fill(
                 page.last().map_or(i64::MIN, |k| k.0)
             };
             if proven_to >= from {
-                let gaps = market_data::record_gaps(pool, asset, tf, from, proven_to, step).await?;
-                if gaps > 0 {
-                    tracing::info!(
-                        asset,
-                        timeframe = tf,
-                        gaps,
-                        "the exchange has no candles there; remembered"
-                    );
-                }
+                crate::candles::remember_gaps(pool, asset, tf, from, proven_to, step).await?;
             }
             match (full, page.last()) {
                 (true, Some(k)) => from = k.0 + step,

@@ -395,6 +395,14 @@ impl Arena {
         body["session"].clone()
     }
 
+    /// Starts a backtest of `body` and waits (up to 2 minutes) until it is `completed`: the
+    /// finished session.
+    pub(crate) async fn complete_backtest(&self, token: &str, body: Value) -> Value {
+        let id = self.start_backtest(token, body).await;
+        self.wait_for(token, id, &["completed"], Duration::from_secs(120))
+            .await
+    }
+
     /// Waits until the session's status is one of `statuses` (and it is over when terminal).
     pub(crate) async fn wait_for(
         &self,

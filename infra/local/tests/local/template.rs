@@ -10,10 +10,20 @@ use serde_yaml_ng::Value;
 
 type Routes = BTreeSet<(String, String)>;
 
+/// template.yaml's text.
+fn template_text() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml"))
+        .unwrap()
+}
+
+/// template.yaml, parsed (short-form tags kept as tagged values).
+fn template() -> Value {
+    serde_yaml_ng::from_str(&template_text()).unwrap()
+}
+
 /// (method, path) of every HttpApi event of every function, by the function's binary name.
 fn template_routes() -> Vec<(String, Routes)> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
-    let doc: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let doc = template();
     let mut out = Vec::new();
     for (_, resource) in doc["Resources"].as_mapping().unwrap() {
         if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
@@ -158,8 +168,7 @@ async fn the_local_stacks_document_has_every_functions_routes_and_the_bearer_sch
 /// function has the permissions publishing needs.
 #[test]
 fn the_websocket_api_routes_every_key_of_the_ws_function_to_it() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
-    let doc: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let doc = template();
     let resources = doc["Resources"].as_mapping().unwrap();
     let of_type = |kind: &str| -> Vec<&Value> {
         resources
@@ -186,9 +195,7 @@ fn the_websocket_api_routes_every_key_of_the_ws_function_to_it() {
         .map(|k| k.to_string())
         .collect();
     assert_eq!(keys, expected);
-    let text =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml"))
-            .unwrap();
+    let text = template_text();
     assert!(
         text.contains("functions/${WsFunction.Arn}/invocations"),
         "integrated with the ws function"
@@ -219,8 +226,7 @@ fn the_websocket_api_routes_every_key_of_the_ws_function_to_it() {
 #[test]
 fn the_step_function_is_fed_by_the_fifo_queue_with_batch_failures_and_a_visibility_of_six_timeouts()
 {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
-    let doc: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let doc = template();
     let step = &doc["Resources"]["BacktestStepFunction"];
     assert_eq!(
         step["Metadata"]["BuildProperties"]["Binary"].as_str(),
@@ -308,11 +314,7 @@ fn the_step_function_is_fed_by_the_fifo_queue_with_batch_failures_and_a_visibili
 
 #[test]
 fn forward_tick_runs_every_minute_one_at_a_time_each_over_before_the_next() {
-    let source = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml"),
-    )
-    .unwrap();
-    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&source).unwrap();
+    let doc = template();
     let tick = &doc["Resources"]["ForwardTickFunction"]["Properties"];
     assert_eq!(
         tick["Events"]["EveryMinute"]["Properties"]["Schedule"].as_str(),
@@ -349,11 +351,7 @@ fn forward_tick_runs_every_minute_one_at_a_time_each_over_before_the_next() {
 
 #[test]
 fn the_apis_and_functions_are_throttled_logged_and_traced_and_every_dead_letter_is_watched() {
-    let source = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml"),
-    )
-    .unwrap();
-    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&source).unwrap();
+    let doc = template();
     let resources = &doc["Resources"];
     let text = |v: &serde_yaml_ng::Value| serde_yaml_ng::to_string(v).unwrap();
     // both APIs: default route throttling from the parameters, access logs in a log group kept
@@ -454,11 +452,7 @@ fn the_apis_and_functions_are_throttled_logged_and_traced_and_every_dead_letter_
 
 #[test]
 fn the_database_url_is_a_secret_that_asks_for_tls() {
-    let source = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml"),
-    )
-    .unwrap();
-    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&source).unwrap();
+    let doc = template();
     let p = &doc["Parameters"]["DatabaseUrl"];
     assert_eq!(p["NoEcho"].as_bool(), Some(true));
     assert!(p["Default"].is_null(), "a secret has no default");
@@ -495,11 +489,7 @@ fn the_database_url_is_a_secret_that_asks_for_tls() {
 
 #[test]
 fn the_functions_database_connections_fit_the_budget() {
-    let source = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml"),
-    )
-    .unwrap();
-    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&source).unwrap();
+    let doc = template();
     let default = |name: &str| doc["Parameters"][name]["Default"].as_i64().unwrap();
     // a number, or a parameter at its default
     let number = |v: &serde_yaml_ng::Value| -> i64 {

@@ -6,7 +6,6 @@
 
 use std::process::Command;
 use std::sync::Arc;
-use std::time::Duration;
 
 use alphalab_devstack::openrouter::{Reply, prompt_number};
 use reqwest::Method;
@@ -27,12 +26,13 @@ fn body(agent: Uuid, start: &str, end: &str, extra: Value) -> Value {
     b
 }
 
-/// Runs a backtest to its end; the finished session.
-async fn run(arena: &Arena, token: &str, body: Value) -> Value {
-    let id = arena.start_backtest(token, body).await;
+/// An arena running its steps, with `vars`, and the bundled BTCUSDT 1h candles of `from..to`
+/// cached.
+async fn arena(vars: &[(&str, &str)], from: &str, to: &str) -> Arena {
+    let mut arena = Arena::start(vars).await;
+    arena.run_steps().await;
+    arena.load("BTCUSDT", "1h", from, to).await;
     arena
-        .wait_for(token, id, &["completed"], Duration::from_secs(120))
-        .await
 }
 
 /// The whole ledger of a result, page by page (`limit` lines a page): its text and the pages.
@@ -132,29 +132,20 @@ fn jcs(v: &Value) -> String {
 
 #[tokio::test]
 async fn a_results_evidence_is_signed_paged_and_recomputed_by_anyone_and_any_change_is_named() {
-    let mut arena = Arena::start(&[]).await;
-    arena.run_steps().await;
-    arena
-        .load(
-            "BTCUSDT",
-            "1h",
-            "2020-12-20T00:00:00Z",
-            "2021-04-01T00:00:00Z",
-        )
-        .await;
+    let arena = arena(&[], "2020-12-20T00:00:00Z", "2021-04-01T00:00:00Z").await;
     let (token, user) = arena.user("user_evidence").await;
     let cross = arena.agent(user, "baseline/sma-cross", None).await;
-    let session = run(
-        &arena,
-        &token,
-        body(
-            cross,
-            "2021-01-01",
-            "2021-03-01",
-            json!({"warmup_candles": 40}),
-        ),
-    )
-    .await;
+    let session = arena
+        .complete_backtest(
+            &token,
+            body(
+                cross,
+                "2021-01-01",
+                "2021-03-01",
+                json!({"warmup_candles": 40}),
+            ),
+        )
+        .await;
     let result = &session["result"];
     let id = result["id"].as_str().unwrap().to_owned();
     let evidence = &result["evidence"];
@@ -414,17 +405,17 @@ async fn a_results_evidence_is_signed_paged_and_recomputed_by_anyone_and_any_cha
 
     // buy & hold against itself: no excess, not better (no costs, so the curves are the same)
     let hold = arena.agent(user, "baseline/buy-and-hold", None).await;
-    let held = run(
-        &arena,
-        &token,
-        body(
-            hold,
-            "2021-01-01",
-            "2021-02-01",
-            json!({"fee_bps": 0, "slippage_bps": 0}),
-        ),
-    )
-    .await;
+    let held = arena
+        .complete_backtest(
+            &token,
+            body(
+                hold,
+                "2021-01-01",
+                "2021-02-01",
+                json!({"fee_bps": 0, "slippage_bps": 0}),
+            ),
+        )
+        .await;
     let e = &held["result"]["evidence"];
     assert!(
         e["buy_hold"]["excess_return_pct"].as_f64().unwrap().abs() < 1e-9,
@@ -473,16 +464,7 @@ fn read_prompt(prompt: &str) -> Option<(i64, f64)> {
 
 #[tokio::test]
 async fn a_cheating_model_beats_chance_and_holding_and_a_coin_flip_does_not() {
-    let mut arena = Arena::start(&[]).await;
-    arena.run_steps().await;
-    arena
-        .load(
-            "BTCUSDT",
-            "1h",
-            "2021-02-01T00:00:00Z",
-            "2021-04-01T00:00:00Z",
-        )
-        .await;
+    let arena = arena(&[], "2021-02-01T00:00:00Z", "2021-04-01T00:00:00Z").await;
     let (token, user) = arena.user("user_evidence_models").await;
     let key = arena.key(user, KEY).await;
     let agent = arena.agent(user, "openai/gpt-4o-mini", Some(key)).await;
@@ -504,12 +486,12 @@ async fn a_cheating_model_beats_chance_and_holding_and_a_coin_flip_does_not() {
                 .to_string(),
         )
     })));
-    let cheat = run(
-        &arena,
-        &token,
-        body(agent, "2021-02-01", "2021-02-15", json!({"lookahead": 8})),
-    )
-    .await;
+    let cheat = arena
+        .complete_backtest(
+            &token,
+            body(agent, "2021-02-01", "2021-02-15", json!({"lookahead": 8})),
+        )
+        .await;
     let e = &cheat["result"]["evidence"];
     assert_eq!(e["chance"]["percentile"], 100.0, "{e}");
     assert!(e["chance"]["p_value"].as_f64().unwrap() <= 0.002, "{e}");
@@ -551,17 +533,17 @@ async fn a_cheating_model_beats_chance_and_holding_and_a_coin_flip_does_not() {
         })));
         let start = format!("2021-03-{:02}", 1 + 2 * run_no);
         let end = format!("2021-03-{:02}", 9 + 2 * run_no);
-        let flip = run(
-            &arena,
-            &token,
-            body(
-                agent,
-                &start,
-                &end,
-                json!({"lookahead": 8, "fresh_decisions": true}),
-            ),
-        )
-        .await;
+        let flip = arena
+            .complete_backtest(
+                &token,
+                body(
+                    agent,
+                    &start,
+                    &end,
+                    json!({"lookahead": 8, "fresh_decisions": true}),
+                ),
+            )
+            .await;
         let e = &flip["result"]["evidence"];
         verdicts.push(e["verdict"]["beats_chance"] == true);
         // the same test with a fixed seed per run (the stored one follows the result's random
@@ -615,16 +597,12 @@ async fn the_model_cutoff_splits_a_crossing_window_and_grades_every_result() {
         test/after*,2020-12-31,https://example.com/after\n\
         test/before,2021-12-31,https://example.com/before\n";
     let path = temp_file("cutoffs.csv", registry);
-    let mut arena = Arena::start(&[("MODEL_CUTOFFS_FILE", path.to_str().unwrap())]).await;
-    arena.run_steps().await;
-    arena
-        .load(
-            "BTCUSDT",
-            "1h",
-            "2021-02-01T00:00:00Z",
-            "2021-02-21T00:00:00Z",
-        )
-        .await;
+    let arena = arena(
+        &[("MODEL_CUTOFFS_FILE", path.to_str().unwrap())],
+        "2021-02-01T00:00:00Z",
+        "2021-02-21T00:00:00Z",
+    )
+    .await;
     let (token, user) = arena.user("user_evidence_cutoffs").await;
     let key = arena.key(user, KEY).await;
     let mut by_model = std::collections::HashMap::new();
@@ -635,12 +613,12 @@ async fn the_model_cutoff_splits_a_crossing_window_and_grades_every_result() {
         "test/unknown",
     ] {
         let agent = arena.agent(user, model, Some(key)).await;
-        let s = run(
-            &arena,
-            &token,
-            body(agent, "2021-02-01", "2021-02-20", json!({"lookahead": 8})),
-        )
-        .await;
+        let s = arena
+            .complete_backtest(
+                &token,
+                body(agent, "2021-02-01", "2021-02-20", json!({"lookahead": 8})),
+            )
+            .await;
         by_model.insert(model, s);
     }
     let card = |m: &str| by_model[m]["result"]["methodology"].clone();

@@ -20,11 +20,8 @@ fn body(agent: Uuid, start: &str, end: &str, speed: &str) -> Value {
 
 /// Runs a backtest of `agent` to its end; the finished session.
 async fn run(arena: &Arena, token: &str, agent: Uuid, start: &str, end: &str) -> Value {
-    let id = arena
-        .start_backtest(token, body(agent, start, end, "instant"))
-        .await;
     arena
-        .wait_for(token, id, &["completed"], Duration::from_secs(60))
+        .complete_backtest(token, body(agent, start, end, "instant"))
         .await
 }
 
