@@ -787,7 +787,7 @@ async fn the_price_feed_reaches_its_subscribers_only_once_per_tick() {
     let answer = next_frame(&mut watcher, Duration::from_secs(5))
         .await
         .unwrap();
-    assert_eq!(answer["event"], "unsubscribed");
+    assert_eq!(answer["event"], "unsubscribed", "{answer}");
     let report = arena.tick().await;
     assert_eq!(report.prices, 0, "{report:?}");
     assert!(
