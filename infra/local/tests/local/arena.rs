@@ -55,7 +55,12 @@ pub(crate) struct Arena {
     watchdog: Option<(tokio::task::JoinHandle<()>, Poller)>,
     /// Each function's AWS endpoint: what its template policies allow, every call recorded.
     pub(crate) iam: HashMap<&'static str, IamProxy>,
+    /// This test holds [`TICKS`] (see [`Arena::own_the_ticks`]).
+    owns_ticks: std::sync::atomic::AtomicBool,
 }
+
+/// Ticks of the tests of this process, one at a time while a test owns them.
+static TICKS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 impl Arena {
     /// Everything but the poller (see [`Arena::run_steps`]), with extra variables `vars`.
@@ -165,6 +170,7 @@ impl Arena {
             poller: None,
             watchdog: None,
             iam,
+            owns_ticks: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -275,10 +281,27 @@ impl Arena {
 
     /// One run of forward-tick, its requests ending within `within`.
     pub(crate) async fn tick_within(&self, within: Duration) -> step_worker::TickReport {
+        // the tests of one process share moto's tables: a tick publishes prices to every price
+        // subscriber of the subscriptions table, through this arena's gateway, which answers 410
+        // for another test's connection, which the publisher then prunes. Ticks wait while a
+        // test that subscribes to prices owns them (see `Arena::own_the_ticks`).
+        let _turn = match self.owns_ticks.load(std::sync::atomic::Ordering::SeqCst) {
+            true => None,
+            false => Some(TICKS.lock().await),
+        };
         self.ticker
             .tick(tokio::time::Instant::now() + within)
             .await
             .expect("a tick")
+    }
+
+    /// Keeps every other test's ticks waiting until the guard is dropped: for a test whose
+    /// connection subscribes to prices (the only topic a tick publishes to every subscriber).
+    pub(crate) async fn own_the_ticks(&self) -> tokio::sync::MutexGuard<'static, ()> {
+        let guard = TICKS.lock().await;
+        self.owns_ticks
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        guard
     }
 
     /// One run of forward-tick, as the schedule runs it (the template's 50 s less the reserve).

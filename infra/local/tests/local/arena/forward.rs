@@ -729,6 +729,8 @@ async fn the_price_feed_reaches_its_subscribers_only_once_per_tick() {
             .0
     };
     let (mut watcher, mut idle) = (connect().await, connect().await);
+    // no other test's tick publishes to (and prunes) this test's price subscriber meanwhile
+    let _ticks = arena.own_the_ticks().await;
     // nobody subscribes and no forward session runs: a tick asks the exchange nothing
     let report = arena.tick().await;
     assert_eq!(report.exchange_time, None, "{report:?}");
