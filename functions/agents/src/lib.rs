@@ -15,6 +15,7 @@
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use platform::auth::AuthUser;
 use platform::error::ErrorBody;
 use platform::extract::{Json, Path, Query};
@@ -66,6 +67,7 @@ pub struct AgentsResponse {
 
 /// Query parameters of the list.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Page size, 1..100 (default 20).
@@ -120,11 +122,14 @@ async fn create(
     State(api): State<ApiState>,
     user: AuthUser,
     Json(new): Json<NewAgent>,
-) -> ApiResult<(StatusCode, Json<AgentResponse>)> {
+) -> ApiResult<impl IntoResponse> {
     let fields = new.fields().map_err(ApiError::Validation)?;
     check_key(&api, &user, &fields).await?;
     let agent = agents::create(&api.pool, user.id, &fields, None).await?;
-    Ok((StatusCode::CREATED, Json(AgentResponse { agent })))
+    Ok(platform::http::created(
+        format!("/api/agents/{}", agent.id),
+        Json(AgentResponse { agent }),
+    ))
 }
 
 /// One of the caller's agents (archived ones too).
@@ -198,7 +203,7 @@ async fn duplicate(
     State(api): State<ApiState>,
     user: AuthUser,
     Path(id): Path<Uuid>,
-) -> ApiResult<(StatusCode, Json<AgentResponse>)> {
+) -> ApiResult<impl IntoResponse> {
     let source = agents::find(&api.pool, user.id, id)
         .await?
         .ok_or(ApiError::NotFound("agent"))?;
@@ -212,5 +217,8 @@ async fn duplicate(
         temperature: source.temperature,
     };
     let agent = agents::create(&api.pool, user.id, &fields, Some(id)).await?;
-    Ok((StatusCode::CREATED, Json(AgentResponse { agent })))
+    Ok(platform::http::created(
+        format!("/api/agents/{}", agent.id),
+        Json(AgentResponse { agent }),
+    ))
 }

@@ -3,7 +3,8 @@
 //! | route | answer |
 //! |---|---|
 //! | `GET /api/api-keys` | 200 `{"api_keys": [...]}`, newest first |
-//! | `POST /api/api-keys` | 201 `{"api_key"}`; body `{"name", "key"}`; validated with OpenRouter within the request |
+//! | `POST /api/api-keys` | 201 `{"api_key"}` and `Location`; body `{"name", "key"}`; validated with OpenRouter within the request |
+//! | `GET /api/api-keys/{id}` | 200 `{"api_key"}` (masked, as in the list) |
 //! | `POST /api/api-keys/{id}/validate` | 200 `{"api_key"}` with the new status |
 //! | `PUT /api/api-keys/{id}/default` | 200 `{"api_key"}` |
 //! | `DELETE /api/api-keys/{id}` | 204; 409 naming the live agents that use it |
@@ -19,6 +20,7 @@ use adapters::openrouter::{OpenRouter, OpenRouterConfig, OpenRouterError};
 use axum::Router;
 use axum::extract::{FromRef, State as AxumState};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use platform::auth::AuthUser;
 use platform::error::ErrorBody;
 use platform::extract::{Json, Path};
@@ -71,9 +73,9 @@ impl State {
 pub fn api() -> OpenApiRouter<State> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
+        .routes(routes!(get_one, delete))
         .routes(routes!(validate))
         .routes(routes!(set_default))
-        .routes(routes!(delete))
 }
 
 /// The routes with their state, unfinished: the local tool merges them with other functions'.
@@ -158,7 +160,7 @@ async fn create(
     AxumState(state): AxumState<State>,
     user: AuthUser,
     Json(new): Json<NewApiKey>,
-) -> ApiResult<(StatusCode, Json<ApiKeyResponse>)> {
+) -> ApiResult<impl IntoResponse> {
     let name = new.name.trim();
     let key = new.key.expose_secret().trim();
     ApiError::check(validate_new(name, key))?;
@@ -183,10 +185,26 @@ async fn create(
     let secret = SecretString::from(key.to_owned());
     let checked = check(&state, user.id, id, &secret).await?;
     tracing::info!(api_key_id = %id, status = %checked.status, "key added");
-    Ok((
-        StatusCode::CREATED,
+    Ok(platform::http::created(
+        format!("/api/api-keys/{id}"),
         Json(ApiKeyResponse { api_key: checked }),
     ))
+}
+
+/// One of the caller's keys (masked, as in the list).
+#[utoipa::path(get, path = "/api/api-keys/{id}", tag = "api-keys",
+    params(("id" = Uuid, Path)), security(("bearer" = [])),
+    responses((status = 200, body = ApiKeyResponse), (status = 404, body = ErrorBody)))]
+#[tracing::instrument(skip_all, fields(api_key_id = %id))]
+async fn get_one(
+    AxumState(api): AxumState<ApiState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<ApiKeyResponse>> {
+    let api_key = api_keys::find(&api.pool, user.id, id)
+        .await?
+        .ok_or(ApiError::NotFound("api key"))?;
+    Ok(Json(ApiKeyResponse { api_key }))
 }
 
 /// Checks the key with OpenRouter again and records what it says.

@@ -20,7 +20,7 @@
 
 use axum::Router;
 use axum::extract::{FromRef, State as AxumState};
-use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use platform::auth::AuthUser;
 use platform::error::ErrorBody;
 use platform::extract::{Json, Path, Query};
@@ -140,6 +140,7 @@ pub struct SessionsResponse {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Page size, 1..100 (default 20).
@@ -166,7 +167,7 @@ async fn start(
     AxumState(state): AxumState<State>,
     user: AuthUser,
     Json(body): Json<StartBacktest>,
-) -> ApiResult<(StatusCode, Json<StartedResponse>)> {
+) -> ApiResult<impl IntoResponse + use<>> {
     let facts = Facts::load(&state.api.pool, user.id, body.agent_id)
         .await?
         .ok_or(ApiError::NotFound("user"))?;
@@ -194,7 +195,7 @@ async fn launch(
     state: &State,
     user: &AuthUser,
     session: Session,
-) -> ApiResult<(StatusCode, Json<StartedResponse>)> {
+) -> ApiResult<impl IntoResponse + use<>> {
     let first = StepMessage {
         session_id: session.id,
         user_id: user.id,
@@ -210,8 +211,8 @@ async fn launch(
         action: "subscribe",
         session_id: session.id,
     };
-    Ok((
-        StatusCode::CREATED,
+    Ok(platform::http::created(
+        format!("/api/arena/sessions/{}", session.id),
         Json(StartedResponse { session, subscribe }),
     ))
 }
@@ -375,7 +376,7 @@ async fn forward_start(
     AxumState(state): AxumState<State>,
     user: AuthUser,
     Json(body): Json<StartForward>,
-) -> ApiResult<(StatusCode, Json<StartedResponse>)> {
+) -> ApiResult<impl IntoResponse + use<>> {
     let facts = Facts::load(&state.api.pool, user.id, body.agent_id)
         .await?
         .ok_or(ApiError::NotFound("user"))?;

@@ -10,7 +10,7 @@ use platform::FromEnv;
 async fn main() -> Result<(), lambda_runtime::Error> {
     let started = std::time::Instant::now();
     let config = Config::from_process_env()?;
-    platform::telemetry::init(config.telemetry.log_format);
+    platform::telemetry::init(&config.telemetry);
     let worker = worker(&config).await?;
     platform::telemetry::initialised(started);
     platform::lambda::sqs::serve(move |event, deadline| {

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{FromRef, State as AxumState};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat, Timelike, Utc};
 use platform::auth::AuthUser;
@@ -317,11 +317,11 @@ async fn issue(
         };
         match certificates::issue(&api.pool, user.id, &new).await? {
             Issued::Created(certificate) => {
-                return Ok((
-                    StatusCode::CREATED,
+                return Ok(platform::http::created(
+                    format!("/api/certificates/{}", certificate.id),
                     Json(CertificateResponse { certificate }),
                 )
-                    .into_response());
+                .into_response());
             }
             Issued::Existing(certificate) => {
                 return Ok(Json(CertificateResponse { certificate }).into_response());
@@ -337,6 +337,7 @@ async fn issue(
 
 /// A page of the caller's certificates.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Page size, 1..100 (default 20).
     #[param(value_type = Option<i64>)]

@@ -7,7 +7,7 @@ use platform::FromEnv;
 async fn main() -> Result<(), lambda_http::Error> {
     let started = std::time::Instant::now();
     let config = Config::from_process_env()?;
-    platform::telemetry::init(config.api.telemetry.log_format);
+    platform::telemetry::init(&config.api.telemetry);
     let service = router(State::new(&config).await?);
     platform::telemetry::initialised(started);
     lambda_http::run(service).await

@@ -69,6 +69,7 @@ async fn stats(State(api): State<ApiState>, user: AuthUser) -> ApiResult<Json<St
 
 /// A page of the activity feed.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ActivityParams {
     /// Page size, 1..100 (default 20).
     #[param(value_type = Option<i64>)]

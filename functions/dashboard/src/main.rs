@@ -7,7 +7,7 @@ use platform::{ApiState, FromEnv};
 async fn main() -> Result<(), lambda_http::Error> {
     let started = std::time::Instant::now();
     let config = Config::from_process_env()?;
-    platform::telemetry::init(config.telemetry.log_format);
+    platform::telemetry::init(&config.telemetry);
     let service = router(ApiState::new(&config).await?);
     platform::telemetry::initialised(started);
     lambda_http::run(service).await

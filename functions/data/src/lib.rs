@@ -112,6 +112,7 @@ async fn assets(State(api): State<ApiState>, _user: AuthUser) -> ApiResult<Json<
 
 /// The candles query.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CandlesParams {
     /// `BTCUSDT` or `ETHUSDT`.
     pub asset: Option<String>,

@@ -58,6 +58,7 @@ pub fn openapi() -> OpenApi {
 
 /// The export's parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExportParams {
     /// `csv` or `json`.
     pub format: Option<String>,

@@ -12,7 +12,7 @@ use serde_json::Value;
 async fn main() -> Result<(), lambda_runtime::Error> {
     let started = std::time::Instant::now();
     let config = Config::from_process_env()?;
-    platform::telemetry::init(config.telemetry.log_format);
+    platform::telemetry::init(&config.telemetry);
     let ticker = ticker(&config).await?;
     platform::telemetry::initialised(started);
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {

@@ -74,6 +74,7 @@ pub struct UpdatedResponse {
 
 /// Query parameters of the list, read as text so that a bad value is a 422 naming it.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// `true`: only unread ones; `false`: only read ones; absent: all.

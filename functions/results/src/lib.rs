@@ -101,6 +101,7 @@ pub struct EquityResponse {
 
 /// The filters of the list and its stats, read as text so that a bad value is a 422 naming it.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FilterQuery {
     /// `backtest` or `forward`.
     #[serde(rename = "type")]
@@ -131,6 +132,7 @@ impl FilterQuery {
 
 /// The list's order and page (its filters are [`FilterQuery`]).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// `created_at` (default) or `total_return_pct`; ties broken by id in the same direction.
     pub sort: Option<String>,
@@ -215,6 +217,7 @@ async fn get(
 
 /// A page of rows keyed by a number (`trade_no`, `candle_index`).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RowsParams {
     /// Page size, 1..1000 (default 100).
     #[param(value_type = Option<i64>)]
@@ -261,6 +264,7 @@ async fn trades(
 
 /// The reasoning list's parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReasoningParams {
     /// Only decisions of this action: `long`, `short`, `close` or `hold`.
     pub action: Option<String>,
@@ -319,6 +323,7 @@ async fn equity(
 
 /// A page of a ledger's lines.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LedgerParams {
     /// Lines per page, 1..100,000 (default 50,000); a page also ends before 4 MiB.
     #[param(value_type = Option<i64>)]

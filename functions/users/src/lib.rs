@@ -3,6 +3,7 @@
 //! | route | answer |
 //! |---|---|
 //! | `GET /api/health` | 200 `{"status": "ok"}`, or 503 when the database does not answer (no token) |
+//! | `GET /api/openapi.json` | 200: the API's OpenAPI document, the committed `openapi.json` (no token) |
 //! | `POST /api/users/sync` | 200 `{"user"}`: profile fields from Clerk (email, name, avatar_url) |
 //! | `GET /api/users/me` | 200 `{"user", "settings"}` |
 //! | `GET /api/users/me/settings` | 200 `{"settings"}` |
@@ -32,6 +33,7 @@ pub type Config = platform::ApiConfig;
 pub fn api() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(health))
+        .routes(routes!(openapi_document))
         .routes(routes!(sync))
         .routes(routes!(me, delete_account))
         .routes(routes!(get_settings, put_settings))
@@ -82,6 +84,21 @@ async fn health(State(api): State<ApiState>) -> ApiResult<Json<HealthResponse>> 
         .await
         .map_err(|e| ApiError::Unavailable(format!("database: {e}")))?;
     Ok(Json(HealthResponse { status: "ok" }))
+}
+
+/// The API's contract: `openapi.json` of the repository, compiled in (a test fails when it
+/// differs from what the code generates, so the deployed API and the local stack serve the
+/// document of the code they run).
+pub const OPENAPI_DOCUMENT: &str = include_str!("../../../openapi.json");
+
+/// The whole API's OpenAPI 3.1 document (every function's operations). No token needed.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "health",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
+async fn openapi_document() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI_DOCUMENT,
+    )
 }
 
 /// Syncs profile fields from Clerk; absent fields stay as they are.

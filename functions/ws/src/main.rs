@@ -9,7 +9,7 @@ use platform::FromEnv;
 async fn main() -> Result<(), platform::lambda::Error> {
     let started = std::time::Instant::now();
     let config = Config::from_process_env()?;
-    platform::telemetry::init(config.telemetry.log_format);
+    platform::telemetry::init(&config.telemetry);
     let ws = Ws::new(&config).await?;
     platform::telemetry::initialised(started);
     platform::lambda::ws::serve(ws).await

@@ -28,9 +28,15 @@ pub struct TableSpec {
 /// An SQS queue as declared in the template.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueueSpec {
+    /// The template's logical id.
+    pub id: String,
+    /// The local name: the logical id, with `.fifo` for a FIFO queue.
     pub name: String,
     pub fifo: bool,
     pub visibility_timeout: Option<i64>,
+    pub retention_period: Option<i64>,
+    /// (the dead-letter queue's logical id, `maxReceiveCount`)
+    pub redrive: Option<(String, i64)>,
 }
 
 /// An SQS event source of a function, as its template declares it (parameters at their
@@ -238,18 +244,35 @@ impl TemplateResources {
                 }
                 Some("AWS::SQS::Queue") => {
                     let fifo = prop("FifoQueue").and_then(text).as_deref() == Some("true");
+                    let number = |v: Option<&Value>| v.and_then(text).and_then(|v| v.parse().ok());
+                    let redrive = prop("RedrivePolicy").and_then(|r| {
+                        Some((
+                            referenced(r.get("deadLetterTargetArn")?)?,
+                            number(r.get("maxReceiveCount"))?,
+                        ))
+                    });
                     out.queues.push(QueueSpec {
-                        name: if fifo { format!("{id}.fifo") } else { id },
+                        name: if fifo {
+                            format!("{id}.fifo")
+                        } else {
+                            id.clone()
+                        },
+                        id,
                         fifo,
-                        visibility_timeout: prop("VisibilityTimeout")
-                            .and_then(text)
-                            .and_then(|v| v.parse().ok()),
+                        visibility_timeout: number(prop("VisibilityTimeout")),
+                        retention_period: number(prop("MessageRetentionPeriod")),
+                        redrive,
                     });
                 }
                 _ => {}
             }
         }
         Ok(out)
+    }
+
+    /// The queue of logical id `id`.
+    pub fn queue(&self, id: &str) -> Option<&QueueSpec> {
+        self.queues.iter().find(|q| q.id == id)
     }
 
     /// Creates every table and queue on the endpoint of `config`; existing ones are kept.
@@ -321,16 +344,45 @@ impl TemplateResources {
             }
         }
         let sqs = aws_sdk_sqs::Client::new(config);
-        for queue in &self.queues {
+        // dead-letter queues first: a redrive policy names its target's ARN
+        let mut queues: Vec<&QueueSpec> = self.queues.iter().collect();
+        queues.sort_by_key(|q| q.redrive.is_some());
+        for queue in queues {
+            use aws_sdk_sqs::types::QueueAttributeName as A;
             let mut request = sqs.create_queue().queue_name(&queue.name);
             if queue.fifo {
-                request =
-                    request.attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true");
+                request = request.attributes(A::FifoQueue, "true");
             }
             if let Some(v) = queue.visibility_timeout {
+                request = request.attributes(A::VisibilityTimeout, v.to_string());
+            }
+            if let Some(v) = queue.retention_period {
+                request = request.attributes(A::MessageRetentionPeriod, v.to_string());
+            }
+            if let Some((target, max_receive)) = &queue.redrive {
+                let target = self
+                    .queue(target)
+                    .with_context(|| format!("{}'s dead-letter queue {target}", queue.id))?;
+                let url = sqs
+                    .get_queue_url()
+                    .queue_name(&target.name)
+                    .send()
+                    .await?
+                    .queue_url
+                    .context("dead-letter queue url")?;
+                let arn = sqs
+                    .get_queue_attributes()
+                    .queue_url(url)
+                    .attribute_names(A::QueueArn)
+                    .send()
+                    .await?
+                    .attributes
+                    .and_then(|a| a.get(&A::QueueArn).cloned())
+                    .context("dead-letter queue arn")?;
                 request = request.attributes(
-                    aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
-                    v.to_string(),
+                    A::RedrivePolicy,
+                    serde_json::json!({ "deadLetterTargetArn": arn, "maxReceiveCount": max_receive })
+                        .to_string(),
                 );
             }
             request

@@ -50,7 +50,21 @@ impl TestEnv {
         let sqs =
             aws_sdk_sqs::Client::new(&crate::moto::sdk_config(crate::moto::test_endpoint()?).await);
         let name = format!("steps-{}", uuid_like());
-        let steps = crate::sqs::create_steps_queue(&sqs, &name, 720, 5).await?;
+        // with the template's visibility and maxReceiveCount (the drift test checks the local
+        // stack's queues against the template)
+        let template = crate::aws::TemplateResources::from_template(&crate::moto::template_path())?;
+        let spec = template
+            .queue("StepsQueue")
+            .context("template.yaml's StepsQueue")?;
+        let visibility = spec.visibility_timeout.context("StepsQueue's visibility")?;
+        let max_receive = spec.redrive.as_ref().context("StepsQueue's redrive")?.1;
+        let steps = crate::sqs::create_steps_queue(
+            &sqs,
+            &name,
+            u32::try_from(visibility)?,
+            u32::try_from(max_receive)?,
+        )
+        .await?;
         vars.insert("STEPS_QUEUE_URL".into(), steps.url.clone());
         vars.insert("LOG_FORMAT".into(), "pretty".into());
         // the ledgers' signing key, as `alphalab serve` makes one: a development secret

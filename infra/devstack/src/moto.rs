@@ -145,9 +145,7 @@ pub fn test_endpoint() -> Result<&'static str> {
                         moto.endpoint.clone()
                     }
                 };
-                let template =
-                    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
-                let resources = crate::aws::TemplateResources::from_template(&template)?;
+                let resources = crate::aws::TemplateResources::from_template(&template_path())?;
                 let url = endpoint.clone();
                 // a thread of its own: we may be called from inside a test's async runtime
                 std::thread::spawn(move || {
@@ -164,6 +162,11 @@ pub fn test_endpoint() -> Result<&'static str> {
         })
         .as_deref()
         .map_err(|e| anyhow::anyhow!("moto unavailable: {e}"))
+}
+
+/// The workspace's template.yaml.
+pub fn template_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml")
 }
 
 /// AWS SDK configuration for a local endpoint: fixed test credentials, region us-east-1.

@@ -92,6 +92,33 @@ impl<'a> Env<'a> {
             })
     }
 
+    /// A knob of the local stack and the tests only (a shorter window, a registry file): in
+    /// Lambda it is not read at all, so a deployed function reads only what template.yaml sets.
+    pub fn local_only(&self, name: &str) -> Option<String> {
+        if self.in_lambda() {
+            None
+        } else {
+            self.get(name)
+        }
+    }
+
+    /// [`Env::number`] for a knob of the local stack and the tests: `default` in Lambda.
+    pub fn local_number<T>(
+        &self,
+        name: &'static str,
+        default: T,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+    {
+        if self.in_lambda() {
+            Ok(default)
+        } else {
+            self.number(name, default, range)
+        }
+    }
+
     /// Whether we run inside AWS Lambda (the runtime sets `AWS_LAMBDA_FUNCTION_NAME`).
     pub fn in_lambda(&self) -> bool {
         self.get("AWS_LAMBDA_FUNCTION_NAME").is_some()

@@ -19,10 +19,12 @@ pub enum LogFormat {
     Pretty,
 }
 
-/// `LOG_FORMAT` (`json` | `pretty`; default json in Lambda, pretty elsewhere).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `LOG_FORMAT` (`json` | `pretty`; default json in Lambda, pretty elsewhere) and `RUST_LOG`
+/// (the log filter, `tracing`'s directives; default `info`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TelemetryConfig {
     pub log_format: LogFormat,
+    pub filter: Option<String>,
 }
 
 impl FromEnv for TelemetryConfig {
@@ -39,7 +41,10 @@ impl FromEnv for TelemetryConfig {
             None if env.in_lambda() => LogFormat::Json,
             None => LogFormat::Pretty,
         };
-        Ok(Self { log_format })
+        Ok(Self {
+            log_format,
+            filter: env.get("RUST_LOG"),
+        })
     }
 }
 
@@ -147,8 +152,11 @@ impl FromEnv for ClerkConfig {
             ));
         }
         let floor = JWKS_MIN_REFRESH_FLOOR.as_secs();
-        let jwks_min_refresh =
-            Duration::from_secs(env.number("CLERK_JWKS_MIN_REFRESH_SECS", 300, floor..=86_400)?);
+        let jwks_min_refresh = Duration::from_secs(env.local_number(
+            "CLERK_JWKS_MIN_REFRESH_SECS",
+            300,
+            floor..=86_400,
+        )?);
         Ok(Self {
             issuer,
             jwks_url,

@@ -298,7 +298,7 @@ pub struct ErrorDetail {
     pub message: String,
     /// `{"fields": [{"field", "message"}]}` for 409/422 naming fields, `{"retry_after"}` for
     /// 429/503, else null.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub details: Value,
 }
 

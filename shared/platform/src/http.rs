@@ -19,6 +19,16 @@ use crate::error::ApiError;
 /// Largest request body any route accepts (1 MiB); larger answers 413.
 pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
 
+/// A 201 answer: `body`, and `Location` naming where what was created is read (the OpenAPI
+/// document links each create to that read).
+pub fn created(location: String, body: impl IntoResponse) -> impl IntoResponse {
+    (
+        axum::http::StatusCode::CREATED,
+        [(axum::http::header::LOCATION, location)],
+        body,
+    )
+}
+
 /// Finishes routes into the service Lambda (and the local tool, and the tests) serve, with the
 /// state they need. The local tool merges several functions' routes (each already given its
 /// own state) and finishes them once, with `()`.

@@ -14,6 +14,7 @@ pub mod error;
 pub mod extract;
 pub mod http;
 pub mod lambda;
+pub mod openapi;
 pub mod query;
 pub mod ratelimit;
 pub mod state;

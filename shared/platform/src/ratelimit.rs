@@ -31,7 +31,11 @@ impl FromEnv for RateLimitConfig {
     fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
         Ok(Self {
             per_window: env.number("RATE_LIMIT_PER_MINUTE", 120, 0..=1_000_000)?,
-            window: Duration::from_secs(env.number("RATE_LIMIT_WINDOW_SECS", 60, 1..=3600)?),
+            window: Duration::from_secs(env.local_number(
+                "RATE_LIMIT_WINDOW_SECS",
+                60,
+                1..=3600,
+            )?),
             table: env
                 .get("RATE_LIMITS_TABLE")
                 .unwrap_or_else(|| "RateLimitsTable".into()),

@@ -6,14 +6,16 @@
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::config::LogFormat;
+use crate::config::{LogFormat, TelemetryConfig};
 
-/// Installs the global subscriber once; later calls do nothing. `RUST_LOG` overrides the level.
-/// JSON lines go to stdout (CloudWatch), readable lines to stderr.
-pub fn init(format: LogFormat) {
-    match format {
-        LogFormat::Json => init_with_writer(format, std::io::stdout, None),
-        LogFormat::Pretty => init_with_writer(format, std::io::stderr, None),
+/// Installs the global subscriber once; later calls do nothing. The configuration's filter
+/// (`RUST_LOG`) overrides the level. JSON lines go to stdout (CloudWatch), readable lines to
+/// stderr.
+pub fn init(config: &TelemetryConfig) {
+    let filter = config.filter.as_deref();
+    match config.log_format {
+        LogFormat::Json => init_with_writer(config.log_format, std::io::stdout, filter),
+        LogFormat::Pretty => init_with_writer(config.log_format, std::io::stderr, filter),
     }
 }
 
@@ -26,8 +28,8 @@ pub fn initialised(started: std::time::Instant) {
     );
 }
 
-/// [`init`] with another destination and, when given, fixed filter directives instead of
-/// `RUST_LOG` (the tests capture the lines).
+/// [`init`] with another destination and the filter directives (default
+/// `info,sqlx=warn,aws_config=warn,hyper=warn`; the tests capture the lines).
 pub fn init_with_writer<W>(format: LogFormat, writer: W, directives: Option<&str>)
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
@@ -35,7 +37,7 @@ where
     const DEFAULT: &str = "info,sqlx=warn,aws_config=warn,hyper=warn";
     let filter = match directives {
         Some(d) => EnvFilter::new(d),
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT)),
+        None => EnvFilter::new(DEFAULT),
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

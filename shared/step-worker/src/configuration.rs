@@ -42,7 +42,7 @@ pub struct EvidenceConfig {
 
 impl FromEnv for EvidenceConfig {
     fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
-        let registry = match env.get("MODEL_CUTOFFS_FILE") {
+        let registry = match env.local_only("MODEL_CUTOFFS_FILE") {
             None => evidence::Registry::bundled(),
             Some(path) => {
                 let text = std::fs::read_to_string(path.trim()).map_err(|e| {

@@ -4,6 +4,7 @@
 mod arena;
 mod cli;
 mod data;
+mod drift;
 mod events;
 mod functions;
 mod rotate;

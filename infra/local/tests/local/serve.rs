@@ -183,14 +183,20 @@ async fn serve_prints_a_working_token_and_stops_cleanly_on_ctrl_c() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
-    let doc: serde_json::Value = client
+    let served = client
         .get(format!("http://127.0.0.1:{api}/api/openapi.json"))
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
+    assert_eq!(served.headers()["content-type"], "application/json");
+    let served = served.text().await.unwrap();
+    // the users function serves the committed document, in AWS as here
+    assert_eq!(
+        served,
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../openapi.json"))
+            .unwrap()
+    );
+    let doc: serde_json::Value = serde_json::from_str(&served).unwrap();
     assert_eq!(doc["info"]["title"], "AlphaLab API");
     assert!(doc["paths"]["/api/users/me"]["get"].is_object());
     assert_eq!(

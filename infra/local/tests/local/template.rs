@@ -17,7 +17,7 @@ fn template_text() -> String {
 }
 
 /// template.yaml, parsed (short-form tags kept as tagged values).
-fn template() -> Value {
+pub(crate) fn template() -> Value {
     serde_yaml_ng::from_str(&template_text()).unwrap()
 }
 
@@ -530,4 +530,117 @@ fn the_functions_database_connections_fit_the_budget() {
         "{total} connections > MaxDatabaseConnections {budget}"
     );
     assert_eq!(total, 148, "the README's table adds up to this");
+}
+
+/// Each function's own text in template.yaml (from its logical id to the next resource).
+fn resource_text<'a>(text: &'a str, id: &str) -> &'a str {
+    let start = text
+        .find(&format!("\n  {id}:\n"))
+        .unwrap_or_else(|| panic!("{id} in template.yaml"))
+        + 1;
+    let rest = &text[start + id.len() + 4..];
+    let end = rest
+        .find("\n\n  ")
+        .map_or(text.len(), |i| start + id.len() + 4 + i);
+    &text[start..end]
+}
+
+#[test]
+fn every_function_is_sized_for_its_work_with_a_reason_and_http_ones_fit_api_gateway() {
+    let doc = template();
+    let text = template_text();
+    let globals = &doc["Globals"]["Function"];
+    assert!(
+        globals["MemorySize"].is_null() && globals["Timeout"].is_null(),
+        "each function says its own size and timeout"
+    );
+    for (id, r) in doc["Resources"].as_mapping().unwrap() {
+        let id = id.as_str().unwrap();
+        let kind = r["Type"].as_str().unwrap();
+        assert_ne!(kind, "AWS::Lambda::Function", "{id}: a SAM function");
+        if kind != "AWS::Serverless::Function" {
+            continue;
+        }
+        let props = &r["Properties"];
+        let own = resource_text(&text, id);
+        for key in ["MemorySize", "Timeout"] {
+            assert!(!props[key].is_null(), "{id} sets {key}");
+            let line = own
+                .lines()
+                .position(|l| l.trim_start().starts_with(&format!("{key}:")))
+                .unwrap();
+            let above = own.lines().nth(line - 1).unwrap().trim_start();
+            assert!(
+                above.starts_with("# ") && above.len() > 20,
+                "{id}: a one-line comment says why its {key}"
+            );
+        }
+        let memory = props["MemorySize"].as_i64().unwrap();
+        assert!((128..=10_240).contains(&memory), "{id}: {memory} MB");
+        let http = props["Events"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+            .any(|(_, e)| e["Type"].as_str() == Some("HttpApi"));
+        if http {
+            let timeout = props["Timeout"].as_i64().expect("a literal timeout");
+            assert!(
+                timeout <= 30,
+                "{id}: {timeout} s, API Gateway answers 503 after 30 s"
+            );
+        }
+    }
+}
+
+#[test]
+fn secrets_come_from_noecho_parameters_without_defaults_and_only_to_functions() {
+    let doc = template();
+    let secrets: Vec<&str> = doc["Parameters"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, p)| p["NoEcho"].as_bool() == Some(true))
+        .map(|(name, p)| {
+            let name = name.as_str().unwrap();
+            assert!(p["Default"].is_null(), "{name}: a secret has no default");
+            name
+        })
+        .collect();
+    assert_eq!(
+        secrets,
+        [
+            "DatabaseUrl",
+            "EncryptionKeys",
+            "LedgerSigningKey",
+            "ClerkWebhookSecret"
+        ]
+    );
+    // no secret in Globals (every function would get it) nor anywhere but a function's
+    // environment (an output, a tag or a description would show it)
+    let text = template_text();
+    for secret in &secrets {
+        let refs: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                l.contains(&format!("!Ref {secret}")) || l.contains(&format!("${{{secret}}}"))
+            })
+            .collect();
+        assert!(!refs.is_empty(), "{secret} is used");
+        for line in refs {
+            let variable = line.trim_start();
+            assert!(
+                line.starts_with("          ") && variable.contains(&format!(": !Ref {secret}")),
+                "{secret} reaches only functions' environment variables: {line}"
+            );
+        }
+    }
+    let globals = &doc["Globals"]["Function"]["Environment"]["Variables"];
+    for (name, value) in globals.as_mapping().unwrap() {
+        if let serde_yaml_ng::Value::Tagged(t) = value {
+            assert!(
+                !secrets.contains(&t.value.as_str().unwrap_or_default()),
+                "{name:?} is a secret in Globals"
+            );
+        }
+    }
 }
