@@ -71,6 +71,7 @@ pub struct AgentsResponse {
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Page size, 1..100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

@@ -107,10 +107,12 @@ pub struct ApiKeysResponse {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewApiKey {
-    /// 1..64 characters.
+    /// 1..64 characters (surrounding spaces are trimmed).
+    #[schema(pattern = "\\S", max_length = 64)]
     pub name: String,
-    /// The OpenRouter key (`sk-or-v1-...`). Write-only: never shown again.
-    #[schema(value_type = String, write_only)]
+    /// The OpenRouter key (`sk-or-v1-...`): 20..256 printable ASCII characters without spaces.
+    /// Write-only: never shown again.
+    #[schema(value_type = String, write_only, pattern = "^\\s*[!-~]{20,256}\\s*$")]
     pub key: SecretString,
 }
 

@@ -144,6 +144,7 @@ pub struct SessionsResponse {
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Page size, 1..100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -153,6 +154,7 @@ pub struct ListQuery {
 #[serde(deny_unknown_fields)]
 pub struct SpeedBody {
     /// `slow`, `normal`, `fast` or `instant`.
+    #[schema(pattern = "^(slow|normal|fast|instant)$")]
     pub speed: String,
 }
 

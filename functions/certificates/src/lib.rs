@@ -340,7 +340,7 @@ async fn issue(
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Page size, 1..100 (default 20).
-    #[param(value_type = Option<i64>)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

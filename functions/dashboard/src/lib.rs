@@ -47,6 +47,7 @@ pub fn openapi() -> OpenApi {
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = DashboardStatsResponse)]
 pub struct StatsResponse {
     pub stats: DashboardStats,
 }
@@ -72,7 +73,7 @@ async fn stats(State(api): State<ApiState>, user: AuthUser) -> ApiResult<Json<St
 #[into_params(parameter_in = Query)]
 pub struct ActivityParams {
     /// Page size, 1..100 (default 20).
-    #[param(value_type = Option<i64>)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

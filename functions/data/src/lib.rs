@@ -115,15 +115,25 @@ async fn assets(State(api): State<ApiState>, _user: AuthUser) -> ApiResult<Json<
 #[into_params(parameter_in = Query)]
 pub struct CandlesParams {
     /// `BTCUSDT` or `ETHUSDT`.
+    #[param(required = true, pattern = "^(BTCUSDT|ETHUSDT)$")]
     pub asset: Option<String>,
     /// `1m`, `5m`, `15m`, `1h`, `4h` or `1d`.
+    #[param(required = true, pattern = "^(1m|5m|15m|1h|4h|1d)$")]
     pub timeframe: Option<String>,
     /// First open time taken (RFC 3339 or `YYYY-MM-DD`).
+    #[param(
+        required = true,
+        pattern = "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]+)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$"
+    )]
     pub start: Option<String>,
     /// Open times before this one (after `start`).
+    #[param(
+        required = true,
+        pattern = "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]+)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$"
+    )]
     pub end: Option<String>,
     /// Page size, 1..5000 (default 1000).
-    #[param(value_type = Option<i64>)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 5000)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page (of the same query).
     pub cursor: Option<String>,

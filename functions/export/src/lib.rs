@@ -61,11 +61,13 @@ pub fn openapi() -> OpenApi {
 #[into_params(parameter_in = Query)]
 pub struct ExportParams {
     /// `csv` or `json`.
+    #[param(pattern = "^(csv|json)$")]
     pub format: Option<String>,
     /// `trades`, `equity` or `reasoning`.
+    #[param(pattern = "^(trades|equity|reasoning)$")]
     pub part: Option<String>,
     /// Rows per page, 1..100000 (default 50000); a page also ends before 4 MiB.
-    #[param(value_type = Option<i64>)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100000)]
     pub limit: Option<String>,
     /// `X-Next-Cursor` of the previous page (of the same result and part).
     pub cursor: Option<String>,

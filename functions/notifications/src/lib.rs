@@ -81,7 +81,7 @@ pub struct ListQuery {
     #[param(value_type = Option<bool>)]
     pub unread: Option<String>,
     /// Page size, 1..100 (default 20).
-    #[param(value_type = Option<i64>)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

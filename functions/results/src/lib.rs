@@ -105,16 +105,18 @@ pub struct EquityResponse {
 pub struct FilterQuery {
     /// `backtest` or `forward`.
     #[serde(rename = "type")]
-    #[param(rename = "type")]
+    #[param(rename = "type", pattern = "^(backtest|forward)$")]
     pub kind: Option<String>,
     #[param(value_type = Option<Uuid>)]
     pub agent_id: Option<String>,
     /// `BTCUSDT` or `ETHUSDT`.
+    #[param(pattern = "^(BTCUSDT|ETHUSDT)$")]
     pub asset: Option<String>,
     /// `true` (`total_return_pct >= 0`) or `false`.
     #[param(value_type = Option<bool>)]
     pub profitable: Option<String>,
     /// `completed` or `stopped`.
+    #[param(pattern = "^(completed|stopped)$")]
     pub status: Option<String>,
 }
 
@@ -135,11 +137,13 @@ impl FilterQuery {
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// `created_at` (default) or `total_return_pct`; ties broken by id in the same direction.
+    #[param(pattern = "^(created_at|total_return_pct)$")]
     pub sort: Option<String>,
     /// `desc` (default) or `asc`.
+    #[param(pattern = "^(desc|asc)$")]
     pub order: Option<String>,
     /// Page size, 1..100 (default 20).
-    #[param(value_type = Option<i64>)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page (of the same sort and order).
     pub cursor: Option<String>,
@@ -220,7 +224,7 @@ async fn get(
 #[into_params(parameter_in = Query)]
 pub struct RowsParams {
     /// Page size, 1..1000 (default 100).
-    #[param(value_type = Option<i64>)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -267,9 +271,10 @@ async fn trades(
 #[into_params(parameter_in = Query)]
 pub struct ReasoningParams {
     /// Only decisions of this action: `long`, `short`, `close` or `hold`.
+    #[param(pattern = "^(long|short|close|hold)$")]
     pub action: Option<String>,
     /// Page size, 1..1000 (default 100).
-    #[param(value_type = Option<i64>)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page (of the same filter).
     pub cursor: Option<String>,
@@ -326,7 +331,7 @@ async fn equity(
 #[into_params(parameter_in = Query)]
 pub struct LedgerParams {
     /// Lines per page, 1..100,000 (default 50,000); a page also ends before 4 MiB.
-    #[param(value_type = Option<i64>)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100000)]
     pub limit: Option<String>,
     /// `X-Next-Cursor` of the previous page.
     pub cursor: Option<String>,

@@ -54,6 +54,12 @@ where
                 kind(&value)
             )));
         }
+        if let Some(path) = nul_at(&value, String::new()) {
+            // Postgres text cannot hold it: refused here, named, rather than failing the query
+            return Err(ApiError::InvalidBody(format!(
+                "{path}: text must not contain the NUL character (U+0000)"
+            )));
+        }
         serde_path_to_error::deserialize(value)
             .map(Json)
             .map_err(|e| {
@@ -65,6 +71,33 @@ where
                     format!("{path}: {message}")
                 })
             })
+    }
+}
+
+/// The path (`.a.b[2]`) of the first string (or key) holding U+0000, if any.
+fn nul_at(value: &serde_json::Value, path: String) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if s.contains('\0') => {
+            Some(if path.is_empty() { ".".into() } else { path })
+        }
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_at(v, format!("{path}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let here = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            if k.contains('\0') {
+                Some(here)
+            } else {
+                nul_at(v, here)
+            }
+        }),
+        _ => None,
     }
 }
 

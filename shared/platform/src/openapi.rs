@@ -25,6 +25,7 @@ const fn answer(status: &'static str, description: &'static str) -> Answer {
 /// `operationId` `<tag>_<handler>` (unique across the functions), and gives operations without
 /// a token an explicit empty `security`.
 pub fn complete(doc: &mut Value) {
+    refuse_nul_in_bodies(doc);
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
     };
@@ -37,6 +38,55 @@ pub fn complete(doc: &mut Value) {
                 continue;
             };
             complete_operation(path, operation);
+        }
+    }
+}
+
+/// Every text of a request body refuses U+0000 (the JSON extractor answers 422: Postgres text
+/// cannot hold it), so the schema says so: `not: {type: string, pattern: "\\u0000"}` on each
+/// string property
+/// (and on the items of a list of strings) of the bodies' schemas.
+fn refuse_nul_in_bodies(doc: &mut Value) {
+    let bodies: Vec<String> = doc["paths"]
+        .as_object()
+        .into_iter()
+        .flat_map(|paths| paths.values())
+        .filter_map(Value::as_object)
+        .flat_map(|item| item.values())
+        .filter_map(|op| {
+            op.pointer("/requestBody/content/application~1json/schema/$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                .map(str::to_owned)
+        })
+        .collect();
+    let is_string = |schema: &Value| match &schema["type"] {
+        Value::String(t) => t == "string",
+        Value::Array(ts) => ts.iter().any(|t| t == "string"),
+        _ => false,
+    };
+    for name in bodies {
+        let Some(properties) = doc
+            .pointer_mut(&format!("/components/schemas/{name}/properties"))
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        for property in properties.values_mut() {
+            let target = if is_string(property) {
+                Some(property)
+            } else if is_string(&property["items"]) {
+                property.get_mut("items")
+            } else {
+                None
+            };
+            if let Some(text) = target.and_then(Value::as_object_mut) {
+                // `type` inside: a null (where allowed) is not a string holding U+0000
+                text.insert(
+                    "not".into(),
+                    json!({"type": "string", "pattern": "\\u0000"}),
+                );
+            }
         }
     }
 }
@@ -173,6 +223,27 @@ mod tests {
         assert_eq!(op["responses"]["422"]["description"], "own");
         assert!(op["responses"]["429"]["headers"]["Retry-After"].is_object());
         assert_eq!(op["security"], json!([{"bearer": []}]));
+    }
+
+    #[test]
+    fn the_texts_of_request_bodies_refuse_the_nul_character() {
+        let mut doc = json!({
+            "paths": {"/api/things": {"post": {
+                "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewThing"}}}},
+                "responses": {}
+            }}},
+            "components": {"schemas": {"NewThing": {"properties": {
+                "name": {"type": "string", "pattern": "\\S"},
+                "tags": {"type": ["array", "null"], "items": {"type": "string"}},
+                "size": {"type": "integer"}
+            }}}}
+        });
+        complete(&mut doc);
+        let props = &doc["components"]["schemas"]["NewThing"]["properties"];
+        assert_eq!(props["name"]["not"]["pattern"], "\\u0000");
+        assert_eq!(props["name"]["pattern"], "\\S");
+        assert_eq!(props["tags"]["items"]["not"]["pattern"], "\\u0000");
+        assert!(props["size"].get("not").is_none());
     }
 
     #[test]

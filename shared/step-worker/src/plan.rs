@@ -28,35 +28,54 @@ pub struct StartBacktest {
     /// One of the caller's live agents.
     pub agent_id: Uuid,
     /// `BTCUSDT` or `ETHUSDT`.
+    #[schema(pattern = "^(BTCUSDT|ETHUSDT)$")]
     pub asset: String,
     /// `1m`, `5m`, `15m`, `1h`, `4h` or `1d`.
+    #[schema(pattern = "^(1m|5m|15m|1h|4h|1d)$")]
     pub timeframe: String,
     /// RFC 3339 or `YYYY-MM-DD` (UTC midnight); candles open at or after it.
+    #[schema(
+        pattern = "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]+)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$"
+    )]
     pub start_date: String,
     /// RFC 3339 or `YYYY-MM-DD`; candles open before it.
+    #[schema(
+        pattern = "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]+)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$"
+    )]
     pub end_date: String,
     /// Default: the user's `default_capital`.
+    #[schema(exclusive_minimum = 0.0, maximum = 1e9)]
     pub initial_capital: Option<f64>,
     /// `slow`, `normal` (default), `fast` or `instant`.
+    #[schema(pattern = "^(slow|normal|fast|instant)$")]
     pub speed: Option<String>,
     /// Fee per fill, basis points (default 10).
+    #[schema(minimum = 0.0, maximum = 1000.0)]
     pub fee_bps: Option<f64>,
     /// Slippage per fill, basis points (default 5).
+    #[schema(minimum = 0.0, maximum = 1000.0)]
     pub slippage_bps: Option<f64>,
-    /// Maximum leverage, 1..the user's `max_leverage` (default 1).
+    /// Maximum leverage, 1..the user's `max_leverage` (default 1; the setting is at most 5).
+    #[schema(minimum = 1, maximum = 5)]
+    #[serde(default, deserialize_with = "store::whole")]
     pub leverage: Option<u8>,
     /// Forced stop-loss, loss at the stop capped at 2 % of equity (default false).
     pub safety_mode: Option<bool>,
     /// Candles a model is asked about at once, 1..16 (default 4): speculative lookahead, the
     /// same result as 1, faster.
+    #[schema(minimum = 1, maximum = 16)]
+    #[serde(default, deserialize_with = "store::whole")]
     pub lookahead: Option<u32>,
     /// Ask the model again instead of reusing answers to identical requests of earlier runs
     /// (default false).
     pub fresh_decisions: Option<bool>,
     /// USD the model may cost; the session stops (`budget`) before a call could exceed it.
+    #[schema(exclusive_minimum = 0.0)]
     pub budget_usd: Option<f64>,
     /// Candles before `start_date` that warm the indicators (0..1000, default 0): no decision,
     /// no fill, not in the progress or the result.
+    #[schema(maximum = 1000)]
+    #[serde(default, deserialize_with = "store::whole")]
     pub warmup_candles: Option<u32>,
 }
 
@@ -68,23 +87,33 @@ pub struct StartForward {
     /// One of the caller's live agents.
     pub agent_id: Uuid,
     /// `BTCUSDT` or `ETHUSDT`.
+    #[schema(pattern = "^(BTCUSDT|ETHUSDT)$")]
     pub asset: String,
     /// `1m`, `5m`, `15m`, `1h`, `4h` or `1d`.
+    #[schema(pattern = "^(1m|5m|15m|1h|4h|1d)$")]
     pub timeframe: String,
     /// Default: the user's `default_capital`.
+    #[schema(exclusive_minimum = 0.0, maximum = 1e9)]
     pub initial_capital: Option<f64>,
     /// Fee per fill, basis points (default 10).
+    #[schema(minimum = 0.0, maximum = 1000.0)]
     pub fee_bps: Option<f64>,
     /// Slippage per fill, basis points (default 5).
+    #[schema(minimum = 0.0, maximum = 1000.0)]
     pub slippage_bps: Option<f64>,
-    /// Maximum leverage, 1..the user's `max_leverage` (default 1).
+    /// Maximum leverage, 1..the user's `max_leverage` (default 1; the setting is at most 5).
+    #[schema(minimum = 1, maximum = 5)]
+    #[serde(default, deserialize_with = "store::whole")]
     pub leverage: Option<u8>,
     /// Forced stop-loss, loss at the stop capped at 2 % of equity (default false).
     pub safety_mode: Option<bool>,
     /// Closed candles up to the start that warm the indicators (0..1000; default: the candles
     /// after which every indicator of the agent is defined, plus one).
+    #[schema(maximum = 1000)]
+    #[serde(default, deserialize_with = "store::whole")]
     pub warmup_candles: Option<u32>,
     /// USD the model may cost; the session stops (`budget`) before a call could exceed it.
+    #[schema(exclusive_minimum = 0.0)]
     pub budget_usd: Option<f64>,
     /// Ask the model again instead of reusing answers to identical requests (default false).
     pub fresh_decisions: Option<bool>,

@@ -69,8 +69,11 @@ where
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAgent {
+    /// 1..64 characters (surrounding spaces are trimmed).
+    #[schema(pattern = "\\S", max_length = 64)]
     pub name: String,
     /// `monk` or `omni`.
+    #[schema(pattern = "^\\s*(monk|omni)\\s*$")]
     pub mode: String,
     pub model: String,
     /// Indicator names the engine accepts; a baseline's own are used when absent.
@@ -84,6 +87,7 @@ pub struct NewAgent {
     pub api_key_id: Option<Uuid>,
     /// Sampling temperature, 0..2 (default 0.3).
     #[serde(default)]
+    #[schema(minimum = 0.0, maximum = 2.0)]
     pub temperature: Option<f64>,
 }
 

@@ -66,6 +66,30 @@ impl FieldError {
     }
 }
 
+/// An optional integer field that also takes a JSON number without a fraction (`2.0`): JSON
+/// Schema counts it as an integer, and JavaScript clients may send one. For
+/// `#[serde(default, deserialize_with = "store::whole")]`.
+pub fn whole<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    use serde::Deserialize;
+    use serde::de::Error;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    n.as_i64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() <= 9.0e15)
+                .map(|f| f as i64)
+        })
+        .and_then(|i| T::try_from(i).ok())
+        .map(Some)
+        .ok_or_else(|| D::Error::custom(format!("invalid value: {n}, expected a whole number")))
+}
+
 /// A field a resource shows but a client cannot change (ids, timestamps, derived figures): an
 /// update accepts it, whatever its value, and ignores it, so a client can send back what it read.
 /// A field the resource does not have is still refused by name.

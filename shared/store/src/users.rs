@@ -35,8 +35,15 @@ pub struct User {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileUpdate {
+    /// An email address: `local@domain.tld` (a dot after the `@`), no spaces, at most 254
+    /// characters.
+    #[schema(pattern = "^[^@\\s]+@[^.\\s]\\S*\\.\\S*$", max_length = 254)]
     pub email: Option<String>,
+    /// At most 200 characters.
+    #[schema(max_length = 200)]
     pub name: Option<String>,
+    /// An http(s) URL of at most 2048 characters.
+    #[schema(pattern = "^https?://", max_length = 2048)]
     pub avatar_url: Option<String>,
     // read-only fields of `User`
     pub id: Option<ReadOnly>,
@@ -50,7 +57,7 @@ impl ProfileUpdate {
     pub fn validate(&self) -> Vec<FieldError> {
         let mut errors = Vec::new();
         if let Some(email) = &self.email {
-            let valid = email.len() <= 254
+            let valid = email.chars().count() <= 254
                 && email.split_once('@').is_some_and(|(local, domain)| {
                     !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
                 })
@@ -65,7 +72,8 @@ impl ProfileUpdate {
             errors.push(FieldError::new("name", "must be at most 200 characters"));
         }
         if let Some(url) = &self.avatar_url
-            && (url.len() > 2048 || !(url.starts_with("https://") || url.starts_with("http://")))
+            && (url.chars().count() > 2048
+                || !(url.starts_with("https://") || url.starts_with("http://")))
         {
             errors.push(FieldError::new(
                 "avatar_url",
@@ -118,7 +126,7 @@ fn any<T>(_: &T) -> Result<(), String> {
 /// shows), [`SettingsUpdate`] (a partial update: every field optional), its validation, and the
 /// column lists of the SQL.
 macro_rules! settings {
-    ($( $(#[doc = $doc:literal])* $name:ident : $ty:ty => $rule:expr ),+ $(,)?) => {
+    ($( $(#[doc = $doc:literal])* $(#[schema($($schema:tt)*)])? $(#[serde($($serde:tt)*)])? $name:ident : $ty:ty => $rule:expr ),+ $(,)?) => {
         /// A user's settings.
         #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
         pub struct Settings {
@@ -134,6 +142,8 @@ macro_rules! settings {
         pub struct SettingsUpdate {
             $(
                 $(#[doc = $doc])*
+                $(#[schema($($schema)*)])?
+                $(#[serde($($serde)*)])?
                 #[serde(default, skip_serializing_if = "Option::is_none")]
                 pub $name: Option<$ty>,
             )+
@@ -174,20 +184,29 @@ macro_rules! settings {
 
 settings! {
     /// `dark`, `light` or `system`.
+    #[schema(pattern = "^(dark|light|system)$")]
     theme: String => one_of(THEMES),
     /// Starting capital of a new test, in quote currency (100 .. 1e9).
+    #[schema(minimum = 100.0, maximum = 1e9)]
     default_capital: f64 => between(100.0, 1e9, false),
     /// `BTCUSDT` or `ETHUSDT`.
+    #[schema(pattern = "^(BTCUSDT|ETHUSDT)$")]
     default_asset: String => one_of(SUPPORTED_ASSETS),
     /// `1m`, `5m`, `15m`, `1h`, `4h` or `1d`.
+    #[schema(pattern = "^(1m|5m|15m|1h|4h|1d)$")]
     default_timeframe: String => one_of(SUPPORTED_TIMEFRAMES),
     /// Highest leverage an agent may use (1 .. 5).
+    #[schema(minimum = 1, maximum = 5)]
+    #[serde(deserialize_with = "crate::whole")]
     max_leverage: i32 => integer_between(1, 5),
     /// Largest position as a percent of equity (0 < x <= 100).
+    #[schema(exclusive_minimum = 0.0, maximum = 100.0)]
     max_position_size_pct: f64 => between(0.0, 100.0, true),
     /// Daily loss limit, percent of equity (0 < x <= 100).
+    #[schema(exclusive_minimum = 0.0, maximum = 100.0)]
     max_daily_loss_pct: f64 => between(0.0, 100.0, true),
     /// Stop-loss suggested for new agents, percent (0 < x <= 50).
+    #[schema(exclusive_minimum = 0.0, maximum = 50.0)]
     default_stop_loss_pct: f64 => between(0.0, 50.0, true),
     notify_email: bool => any,
     notify_test_completed: bool => any,

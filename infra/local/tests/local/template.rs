@@ -644,3 +644,170 @@ fn secrets_come_from_noecho_parameters_without_defaults_and_only_to_functions() 
         }
     }
 }
+
+/// The committed document (what the deployed API and the local stack serve).
+fn committed_document() -> serde_json::Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../openapi.json"))
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn the_document_is_complete_enough_to_build_a_client_from() {
+    let doc = committed_document();
+    let public = [
+        ("get", "/api/health"),
+        ("get", "/api/openapi.json"),
+        ("post", "/api/webhooks/clerk"),
+        ("get", "/api/certificates/verify/{code}"),
+        ("get", "/api/ledger/keys"),
+    ];
+    let mut ids = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"].as_str().unwrap();
+            assert!(ids.insert(id.to_owned()), "operationId {id} twice");
+            let responses = op["responses"].as_object().unwrap();
+            let secured = op["security"] != serde_json::json!([]);
+            assert_eq!(
+                !secured,
+                public.contains(&(method.as_str(), path.as_str())),
+                "{method} {path}: only the public routes declare an empty security"
+            );
+            if secured {
+                assert_eq!(op["security"], serde_json::json!([{"bearer": []}]));
+            }
+            let mut expected = vec!["405"];
+            if secured {
+                expected.extend(["401", "429"]);
+            }
+            if path.contains('{') {
+                expected.push("404");
+            }
+            if op.get("requestBody").is_some() {
+                expected.extend(["400", "413", "422"]);
+            }
+            if path != "/api/openapi.json" {
+                expected.push("503");
+            }
+            for status in expected {
+                assert_eq!(
+                    responses[status]["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/ErrorBody",
+                    "{method} {path} answers {status} with the error body"
+                );
+            }
+            for (status, response) in responses {
+                if status.starts_with('4') || status.starts_with('5') {
+                    assert!(
+                        response["content"]["application/json"]["schema"].is_object(),
+                        "{method} {path} {status} has a body schema"
+                    );
+                }
+            }
+            if let Some(created) = responses.get("201") {
+                assert!(
+                    created["headers"]["Location"].is_object(),
+                    "{method} {path}: 201 sets Location"
+                );
+                let links = created["links"].as_object().unwrap();
+                assert!(!links.is_empty(), "{method} {path} links its read");
+                for link in links.values() {
+                    let target = link["operationId"].as_str().unwrap();
+                    let exists = doc["paths"].as_object().unwrap().values().any(|item| {
+                        item.as_object()
+                            .unwrap()
+                            .values()
+                            .any(|op| op["operationId"] == target)
+                    });
+                    assert!(
+                        exists,
+                        "{method} {path} links to {target}, which is missing"
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(ids.len(), 52, "every operation");
+    // query parameters are in the query, optional unless the operation needs them
+    let candles = &doc["paths"]["/api/data/candles"]["get"]["parameters"];
+    for p in candles.as_array().unwrap() {
+        assert_eq!(p["in"], "query", "{p}");
+    }
+}
+
+#[tokio::test]
+async fn each_functions_schemas_are_the_documents_under_the_same_name() {
+    // two functions with a schema of the same name would lose one when merged
+    let doc = committed_document();
+    for (binary, own, _) in functions().await {
+        let own = serde_json::to_value(own).unwrap();
+        for (name, schema) in own["components"]["schemas"]
+            .as_object()
+            .into_iter()
+            .flatten()
+        {
+            let merged = &doc["components"]["schemas"][name];
+            // the document adds `not: {pattern}` to body texts: compare without it
+            let strip = |v: &serde_json::Value| {
+                let mut v = v.clone();
+                if let Some(props) = v["properties"].as_object_mut() {
+                    for p in props.values_mut() {
+                        if let Some(p) = p.as_object_mut() {
+                            p.remove("not");
+                        }
+                        if let Some(items) = p.get_mut("items").and_then(|i| i.as_object_mut()) {
+                            items.remove("not");
+                        }
+                    }
+                }
+                v
+            };
+            assert_eq!(
+                strip(merged),
+                strip(schema),
+                "{binary}'s schema {name} is not the document's"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_secured_route_without_a_token_is_401_and_an_unknown_path_404() {
+    let doc = committed_document();
+    for (binary, own, router) in functions().await {
+        let server = alphalab_devstack::TestServer::serve(router).await.unwrap();
+        let own = serde_json::to_value(own).unwrap();
+        for (path, item) in own["paths"].as_object().unwrap() {
+            for (method, _) in item.as_object().unwrap() {
+                let published = &doc["paths"][path][method];
+                if published["security"] == serde_json::json!([]) {
+                    continue;
+                }
+                let url = path.replace("{id}", "00000000-0000-0000-0000-000000000001");
+                let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+                let response = server
+                    .request(m, &url, None)
+                    .header("content-type", "application/json")
+                    .body("{}")
+                    .send()
+                    .await
+                    .unwrap();
+                let status = response.status().as_u16();
+                let body: serde_json::Value = response.json().await.unwrap();
+                assert_eq!(status, 401, "{binary} {method} {path}: {body}");
+                assert_eq!(body["error"]["code"], "unauthorized");
+            }
+        }
+        let response = server
+            .request(reqwest::Method::GET, "/api/no-such-thing", None)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{binary}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "not_found");
+    }
+}

@@ -39,3 +39,42 @@ async fn a_panic_answers_the_generic_500_and_its_payload_is_logged_not_returned(
         "{line}"
     );
 }
+
+#[tokio::test]
+async fn text_with_a_nul_character_is_refused_by_name_before_any_query() {
+    use axum::routing::post;
+    async fn echo(
+        platform::extract::Json(v): platform::extract::Json<serde_json::Value>,
+    ) -> String {
+        v.to_string()
+    }
+    let routes: Router<()> = Router::new().route("/echo", post(echo));
+    let server = alphalab_devstack::TestServer::serve(platform::http::service(routes, ()))
+        .await
+        .unwrap();
+    let (status, body) = server
+        .call(
+            reqwest::Method::POST,
+            "/echo",
+            None,
+            Some(serde_json::json!({"profile": {"links": ["ok", "a\u{0}b"]}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 422, "{body}");
+    alphalab_devstack::assert_error(&body, "invalid_body");
+    assert_eq!(
+        body["error"]["message"],
+        "profile.links[1]: text must not contain the NUL character (U+0000)"
+    );
+    let (status, _) = server
+        .call(
+            reqwest::Method::POST,
+            "/echo",
+            None,
+            Some(serde_json::json!({"profile": {"links": ["ok"]}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+}
