@@ -3,8 +3,9 @@
 //! [`crate::http::service`] and [`crate::auth::AuthUser`]). Tokens, keys and the database URL are
 //! never put in a log field.
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::prelude::*;
 
 use crate::config::{LogFormat, TelemetryConfig};
 
@@ -35,13 +36,12 @@ where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
     const DEFAULT: &str = "info,sqlx=warn,aws_config=warn,hyper=warn";
-    let filter = match directives {
-        Some(d) => EnvFilter::new(d),
-        None => EnvFilter::new(DEFAULT),
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
+    // `target=level` directives and a bare default level (no regex: smaller binaries); a
+    // directive that does not parse falls back to the default
+    let filter: Targets = directives
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| DEFAULT.parse().expect("the default directives parse"));
+    let builder = tracing_subscriber::fmt().with_writer(writer);
     let _ = match format {
         // Lambda stamps every line itself
         LogFormat::Json => builder
@@ -50,7 +50,9 @@ where
             .with_current_span(true)
             .with_span_list(false)
             .without_time()
+            .finish()
+            .with(filter)
             .try_init(),
-        LogFormat::Pretty => builder.compact().try_init(),
+        LogFormat::Pretty => builder.compact().finish().with(filter).try_init(),
     };
 }

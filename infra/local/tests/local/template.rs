@@ -811,3 +811,37 @@ async fn a_secured_route_without_a_token_is_401_and_an_unknown_path_404() {
         assert_eq!(body["error"]["code"], "not_found");
     }
 }
+
+#[test]
+fn the_fuzzers_accepted_failures_are_rules_the_schema_cannot_express_listed_in_the_readme() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let baseline: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("tools/schemathesis-baseline.json")).unwrap(),
+    )
+    .unwrap();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = readme
+        .split("#### Rules the schema cannot express")
+        .nth(1)
+        .expect("the README lists them")
+        .split("\n#")
+        .next()
+        .unwrap();
+    let doc = committed_document();
+    for entry in baseline["entries"].as_array().unwrap() {
+        let operation = entry["operation"].as_str().unwrap();
+        assert_eq!(
+            entry["check"], "positive_data_acceptance",
+            "{operation}: only schema-valid input refused may be accepted"
+        );
+        assert!(
+            section.contains(&format!("`{operation}`")),
+            "{operation} is not listed under 'Rules the schema cannot express'"
+        );
+        let (method, path) = operation.split_once(' ').unwrap();
+        assert!(
+            doc["paths"][path][method.to_lowercase()].is_object(),
+            "{operation} is an operation of the document"
+        );
+    }
+}
