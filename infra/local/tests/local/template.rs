@@ -845,3 +845,164 @@ fn the_fuzzers_accepted_failures_are_rules_the_schema_cannot_express_listed_in_t
         );
     }
 }
+
+/// Actions without resource-level permissions: the only ones a statement may allow on `*`.
+const NO_RESOURCE_LEVEL: &[&str] = &[
+    "logs:DescribeLogGroups",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "cloudwatch:PutMetricData",
+];
+
+/// Every resource a statement names, as text (`!Sub`/`!GetAtt`/`!Ref` kept by their target).
+fn statement_resources(statement: &Value) -> Vec<String> {
+    let one = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Tagged(t) => format!(
+            "!{} {}",
+            t.tag.to_string().trim_start_matches('!'),
+            t.value.as_str().unwrap_or("?")
+        ),
+        other => panic!("a resource {other:?}"),
+    };
+    match &statement["Resource"] {
+        Value::Sequence(items) => items.iter().map(one).collect(),
+        other => vec![one(other)],
+    }
+}
+
+fn statement_actions(statement: &Value) -> Vec<String> {
+    match &statement["Action"] {
+        Value::Sequence(items) => items
+            .iter()
+            .map(|a| a.as_str().unwrap().to_owned())
+            .collect(),
+        other => vec![other.as_str().unwrap().to_owned()],
+    }
+}
+
+#[test]
+fn every_permission_names_a_resource_of_the_template_and_only_publishers_post_to_connections() {
+    let doc = template();
+    let resources: BTreeSet<String> = doc["Resources"]
+        .as_mapping()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str().unwrap().to_owned())
+        .collect();
+    let publishers = ["ws", "backtest-step", "step-watchdog", "forward-tick"];
+    let check = |owner: &str, statement: &Value| {
+        let actions = statement_actions(statement);
+        for resource in statement_resources(statement) {
+            if resource == "*" {
+                for action in &actions {
+                    assert!(
+                        NO_RESOURCE_LEVEL.contains(&action.as_str()),
+                        "{owner}: {action} on *"
+                    );
+                }
+                continue;
+            }
+            // a wildcard only inside an ARN of one of the template's resources
+            let names_one = resources.iter().any(|r| {
+                resource.contains(&format!("${{{r}}}"))
+                    || resource.contains(&format!("${{{r}."))
+                    || resource.starts_with(&format!("!GetAtt {r}."))
+                    || resource == format!("!Ref {r}")
+            });
+            assert!(
+                names_one,
+                "{owner}: {resource} names no resource of the template"
+            );
+        }
+        if actions.iter().any(|a| a.starts_with("execute-api:")) {
+            assert_eq!(actions, ["execute-api:ManageConnections"], "{owner}");
+            assert_eq!(
+                statement_resources(statement),
+                [
+                    "!Sub arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${WebSocketApi}/${WebSocketStageName}/*/@connections/*"
+                ],
+                "{owner}: only the WebSocket API's @connections"
+            );
+        }
+    };
+    for (id, r) in doc["Resources"].as_mapping().unwrap() {
+        let id = id.as_str().unwrap();
+        let props = &r["Properties"];
+        match r["Type"].as_str().unwrap() {
+            "AWS::Serverless::Function" => {
+                let binary = r["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap();
+                for policy in props["Policies"].as_sequence().into_iter().flatten() {
+                    let policy = policy.as_mapping().unwrap_or_else(|| {
+                        panic!("{id}: a managed policy ({policy:?}) is too wide")
+                    });
+                    for (name, value) in policy {
+                        let name = name.as_str().unwrap();
+                        if name == "Statement" {
+                            for statement in value.as_sequence().unwrap() {
+                                check(id, statement);
+                                if statement_actions(statement)
+                                    .iter()
+                                    .any(|a| a.starts_with("execute-api:"))
+                                {
+                                    assert!(publishers.contains(&binary), "{id} may not publish");
+                                }
+                            }
+                        } else {
+                            // a SAM policy template on a named resource of the template
+                            assert!(
+                                name.ends_with("Policy") && !name.contains("FullAccess"),
+                                "{id}: {name}"
+                            );
+                            let target = value.as_mapping().unwrap().values().next().unwrap();
+                            let Value::Tagged(t) = target else {
+                                panic!("{id}: {name} on a literal name")
+                            };
+                            let named = t.value.as_str().unwrap().split('.').next().unwrap();
+                            assert!(resources.contains(named), "{id}: {name} on {named}");
+                        }
+                    }
+                }
+            }
+            "AWS::IAM::Role" => {
+                assert!(
+                    props["ManagedPolicyArns"].is_null(),
+                    "{id}: no managed policy"
+                );
+                for policy in props["Policies"].as_sequence().into_iter().flatten() {
+                    for statement in policy["PolicyDocument"]["Statement"].as_sequence().unwrap() {
+                        check(id, statement);
+                    }
+                }
+            }
+            "AWS::SQS::QueuePolicy" => {
+                for statement in props["PolicyDocument"]["Statement"].as_sequence().unwrap() {
+                    check(id, statement);
+                    assert!(
+                        !statement["Condition"].is_null(),
+                        "{id}: limited to its sources"
+                    );
+                }
+            }
+            "AWS::Lambda::Permission" => {
+                let source = statement_resources(
+                    &serde_yaml_ng::Mapping::from_iter([(
+                        Value::from("Resource"),
+                        props["SourceArn"].clone(),
+                    )])
+                    .into(),
+                );
+                assert!(
+                    source[0].contains("${WebSocketApi}"),
+                    "{id}: limited to its API"
+                );
+            }
+            _ => {}
+        }
+    }
+    // the text holds no managed admin policy anywhere
+    let text = template_text();
+    for wide in ["FullAccess", "AdministratorAccess", "PowerUserAccess"] {
+        assert!(!text.contains(wide), "{wide}");
+    }
+}
