@@ -75,19 +75,33 @@ where
     T: TryFrom<i64>,
 {
     use serde::Deserialize;
-    use serde::de::Error;
-    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+    use serde::de::{Error, Unexpected};
+    use serde_json::Value;
+    let Some(value) = Option::<Value>::deserialize(d)? else {
         return Ok(None);
     };
-    n.as_i64()
-        .or_else(|| {
-            n.as_f64()
-                .filter(|f| f.fract() == 0.0 && f.abs() <= 9.0e15)
-                .map(|f| f as i64)
-        })
-        .and_then(|i| T::try_from(i).ok())
-        .map(Some)
-        .ok_or_else(|| D::Error::custom(format!("invalid value: {n}, expected a whole number")))
+    let n = match &value {
+        Value::Number(n) => n,
+        Value::Null => return Ok(None),
+        Value::Bool(b) => return Err(D::Error::invalid_type(Unexpected::Bool(*b), &"an integer")),
+        Value::String(s) => return Err(D::Error::invalid_type(Unexpected::Str(s), &"an integer")),
+        Value::Array(_) => return Err(D::Error::invalid_type(Unexpected::Seq, &"an integer")),
+        Value::Object(_) => return Err(D::Error::invalid_type(Unexpected::Map, &"an integer")),
+    };
+    let whole = n.as_i64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() <= 9.0e15)
+            .map(|f| f as i64)
+    });
+    match whole {
+        Some(i) => T::try_from(i).map(Some).map_err(|_| {
+            D::Error::invalid_value(Unexpected::Signed(i), &"a whole number in range")
+        }),
+        None => Err(D::Error::invalid_value(
+            Unexpected::Float(n.as_f64().unwrap_or(f64::NAN)),
+            &"an integer",
+        )),
+    }
 }
 
 /// A field a resource shows but a client cannot change (ids, timestamps, derived figures): an
