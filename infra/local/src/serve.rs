@@ -473,6 +473,20 @@ async fn seed_demo_agent(pool: &sqlx::PgPool, demo: uuid::Uuid) -> Result<bool> 
     Ok(true)
 }
 
+/// A value as dotenv files take it (cargo-lambda's `--env-file`): bare when it holds only
+/// URL-like characters, else in single quotes (literal: base64 keys end in `=`, which dotenv
+/// parsers refuse unquoted). No value of ours holds a single quote.
+fn env_file_value(value: &str) -> String {
+    let bare = value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_./:,@%?&-".contains(c));
+    if bare {
+        value.to_owned()
+    } else {
+        format!("'{value}'")
+    }
+}
+
 /// Writes `<data dir>/lambda.env` (0600: it holds the development secrets): every variable the
 /// template gives a function, with this stack's value (or the template's own where it has one),
 /// and the AWS endpoint, region and moto's dummy credentials; one `KEY=VALUE` per line, so that
@@ -503,7 +517,10 @@ fn write_lambda_env(
     ] {
         lines.insert(name.into(), value.into());
     }
-    let text: String = lines.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    let text: String = lines
+        .iter()
+        .map(|(k, v)| format!("{k}={}\n", env_file_value(v)))
+        .collect();
     let path = data_dir.join("lambda.env");
     let _ = std::fs::remove_file(&path);
     let mut file = std::fs::OpenOptions::new()

@@ -148,6 +148,11 @@ async fn serve_prints_a_working_token_and_stops_cleanly_on_ctrl_c() {
         .lines()
         .map(|l| {
             let (k, v) = l.split_once('=').expect("KEY=VALUE");
+            // single-quoted when it holds more than URL-like characters (a dotenv file)
+            let v = v
+                .strip_prefix('\'')
+                .and_then(|v| v.strip_suffix('\''))
+                .unwrap_or(v);
             (k.to_owned(), v.to_owned())
         })
         .collect();
