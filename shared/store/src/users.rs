@@ -35,9 +35,12 @@ pub struct User {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileUpdate {
-    /// An email address: `local@domain.tld` (a dot after the `@`), no spaces, at most 254
-    /// characters.
-    #[schema(pattern = "^[^@\\s]+@[^.\\s]\\S*\\.\\S*$", max_length = 254)]
+    /// An email address: `local@domain.tld` (a dot after the `@`), no white space (U+0085
+    /// included: Unicode counts it, ECMA-262's `\s` does not), at most 254 characters.
+    #[schema(
+        pattern = "^[^@\\s\\u0085]+@[^.\\s\\u0085][^\\s\\u0085]*\\.[^\\s\\u0085]*$",
+        max_length = 254
+    )]
     pub email: Option<String>,
     /// At most 200 characters.
     #[schema(max_length = 200)]
@@ -61,7 +64,8 @@ impl ProfileUpdate {
                 && email.split_once('@').is_some_and(|(local, domain)| {
                     !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
                 })
-                && !email.chars().any(char::is_whitespace);
+                // U+FEFF too: ECMA-262's `\s`, the schema's pattern, counts it
+                && !email.chars().any(|c| c.is_whitespace() || c == '\u{feff}');
             if !valid {
                 errors.push(FieldError::new("email", "must be an email address"));
             }
