@@ -35,12 +35,16 @@ pub fn init_with_writer<W>(format: LogFormat, writer: W, directives: Option<&str
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    const DEFAULT: &str = "info,sqlx=warn,aws_config=warn,hyper=warn";
     // `target=level` directives and a bare default level (no regex: smaller binaries); a
     // directive that does not parse falls back to the default
-    let filter: Targets = directives
-        .and_then(|d| d.parse().ok())
-        .unwrap_or_else(|| DEFAULT.parse().expect("the default directives parse"));
+    let filter: Targets = directives.and_then(|d| d.parse().ok()).unwrap_or_else(|| {
+        use tracing::Level;
+        Targets::new()
+            .with_default(Level::INFO)
+            .with_target("sqlx", Level::WARN)
+            .with_target("aws_config", Level::WARN)
+            .with_target("hyper", Level::WARN)
+    });
     let builder = tracing_subscriber::fmt().with_writer(writer);
     let _ = match format {
         // Lambda stamps every line itself
